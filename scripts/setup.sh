@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, testing and benchmarking diffuse needs.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev            # tensor library (CPU, oneDNN)
+  libopenblas-dev         # tuned BLAS for fp32 matrix products
+  libgtest-dev            # tests
+  libpng-dev zlib1g-dev   # PNG with text chunks
+  nlohmann-json3-dev      # configs, safetensors headers, fixtures
+  libcli11-dev            # command line
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,25 @@
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+namespace diffuse::test {
+
+// ../shared (from DIFFUSE_SHARED_DIR, which ctest sets).
+std::filesystem::path shared_dir();
+std::filesystem::path fixtures_dir();
+
+nlohmann::json read_json(const std::filesystem::path& path);
+
+// A reference tensor: raw little-endian float32 `.bin` with a `.json` sidecar giving its shape.
+at::Tensor read_reference(const std::filesystem::path& bin_path);
+
+// max|actual - expected| / max|expected|: the tolerance unit every golden test states.
+double relative_max_error(const at::Tensor& actual, const at::Tensor& expected);
+
+// Path of the built `diffuse` binary (DIFFUSE_BINARY, set by ctest).
+std::filesystem::path diffuse_binary();
+
+}  // namespace diffuse::test
