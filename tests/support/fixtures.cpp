@@ -4,23 +4,20 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "util/json.h"
+
 namespace diffuse::test {
 
 namespace fs = std::filesystem;
 
 fs::path shared_dir() {
   const char* env = std::getenv("DIFFUSE_SHARED_DIR");
-  if (env == nullptr) throw std::runtime_error("DIFFUSE_SHARED_DIR is not set (run the tests through ctest)");
-  return fs::path(env);
+  return fs::path(env != nullptr ? env : DIFFUSE_DEFAULT_SHARED_DIR);
 }
 
 fs::path fixtures_dir() { return shared_dir() / "fixtures"; }
 
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot open " + path.string());
-  return nlohmann::json::parse(in);
-}
+nlohmann::json read_json(const fs::path& path) { return read_json_file(path); }
 
 at::Tensor read_reference(const fs::path& bin_path) {
   fs::path meta_path = bin_path;
@@ -48,8 +45,7 @@ double relative_max_error(const at::Tensor& actual, const at::Tensor& expected) 
 
 fs::path diffuse_binary() {
   const char* env = std::getenv("DIFFUSE_BINARY");
-  if (env == nullptr) throw std::runtime_error("DIFFUSE_BINARY is not set (run the tests through ctest)");
-  return fs::path(env);
+  return fs::path(env != nullptr ? env : DIFFUSE_DEFAULT_BINARY);
 }
 
 }  // namespace diffuse::test

@@ -7,10 +7,11 @@
 
 namespace diffuse::test {
 
-// ../shared (from DIFFUSE_SHARED_DIR, which ctest sets).
+// ../shared (DIFFUSE_SHARED_DIR, which ctest sets, or the configured default).
 std::filesystem::path shared_dir();
 std::filesystem::path fixtures_dir();
 
+// Python-flavoured JSON (NaN, Infinity) as the fixtures hold it.
 nlohmann::json read_json(const std::filesystem::path& path);
 
 // A reference tensor: raw little-endian float32 `.bin` with a `.json` sidecar giving its shape.
@@ -19,7 +20,7 @@ at::Tensor read_reference(const std::filesystem::path& bin_path);
 // max|actual - expected| / max|expected|: the tolerance unit every golden test states.
 double relative_max_error(const at::Tensor& actual, const at::Tensor& expected);
 
-// Path of the built `diffuse` binary (DIFFUSE_BINARY, set by ctest).
+// Path of the built `diffuse` binary (DIFFUSE_BINARY, set by ctest, or the configured default).
 std::filesystem::path diffuse_binary();
 
 }  // namespace diffuse::test

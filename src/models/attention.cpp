@@ -1,0 +1,39 @@
+#include "models/attention.h"
+
+#include <cmath>
+
+namespace diffuse::models {
+
+namespace {
+
+// Bound on one chunk's score matrix (elements): 4096x4096x8 heads x 2 would otherwise be 1 GiB.
+constexpr int64_t kMaxScoreElements = int64_t(1) << 24;
+
+at::Tensor split_heads(const at::Tensor& x, int64_t heads) {
+  const auto b = x.size(0), n = x.size(1), d = x.size(2) / heads;
+  return x.reshape({b, n, heads, d}).permute({0, 2, 1, 3}).reshape({b * heads, n, d});
+}
+
+}  // namespace
+
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
+                                        const at::Tensor& causal_mask) {
+  const auto batch = q.size(0), queries = q.size(1), width = q.size(2);
+  const auto head_dim = width / heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  const auto qh = split_heads(q, heads);
+  const auto kt = split_heads(k, heads).transpose(1, 2);
+  const auto vh = split_heads(v, heads);
+  const int64_t keys = kt.size(2);
+  const int64_t rows = std::max<int64_t>(1, kMaxScoreElements / (batch * heads * keys));
+  auto out = at::empty({batch * heads, queries, head_dim}, q.options());
+  for (int64_t start = 0; start < queries; start += rows) {
+    const auto end = std::min(queries, start + rows);
+    auto scores = at::bmm(qh.slice(1, start, end), kt).mul_(scale);
+    if (causal_mask.defined()) scores.add_(causal_mask.slice(0, start, end));
+    out.slice(1, start, end).copy_(at::bmm(scores.softmax(-1), vh));
+  }
+  return out.reshape({batch, heads, queries, head_dim}).permute({0, 2, 1, 3}).reshape({batch, queries, width});
+}
+
+}  // namespace diffuse::models

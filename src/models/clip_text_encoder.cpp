@@ -1,0 +1,97 @@
+#include "models/clip_text_encoder.h"
+
+#include <limits>
+
+#include "models/attention.h"
+#include "util/error.h"
+
+namespace diffuse::models {
+
+namespace {
+
+torch::nn::LayerNorm layer_norm(int64_t width, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(eps));
+}
+
+}  // namespace
+
+ClipAttentionImpl::ClipAttentionImpl(int64_t width, int64_t heads_) : heads(heads_) {
+  q_proj = register_module("q_proj", torch::nn::Linear(width, width));
+  k_proj = register_module("k_proj", torch::nn::Linear(width, width));
+  v_proj = register_module("v_proj", torch::nn::Linear(width, width));
+  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+}
+
+at::Tensor ClipAttentionImpl::forward(const at::Tensor& x, const at::Tensor& causal_mask) {
+  return out_proj(scaled_dot_product_attention(q_proj(x), k_proj(x), v_proj(x), heads, causal_mask));
+}
+
+ClipEncoderLayerImpl::ClipEncoderLayerImpl(const TextEncoderConfig& c) : quick_gelu(c.hidden_act == "quick_gelu") {
+  self_attn = register_module("self_attn", ClipAttention(c.hidden_size, c.num_heads));
+  layer_norm1 = register_module("layer_norm1", layer_norm(c.hidden_size, c.layer_norm_eps));
+  auto mlp = std::make_shared<torch::nn::Module>("CLIPMLP");
+  fc1 = mlp->register_module("fc1", torch::nn::Linear(c.hidden_size, c.intermediate_size));
+  fc2 = mlp->register_module("fc2", torch::nn::Linear(c.intermediate_size, c.hidden_size));
+  register_module("mlp", mlp);
+  layer_norm2 = register_module("layer_norm2", layer_norm(c.hidden_size, c.layer_norm_eps));
+}
+
+at::Tensor ClipEncoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& causal_mask) {
+  auto h = x + self_attn(layer_norm1(x), causal_mask);
+  auto inner = fc1(layer_norm2(h));
+  inner = quick_gelu ? inner * at::sigmoid(1.702 * inner) : at::gelu(inner);
+  return h + fc2(inner);
+}
+
+const std::set<std::string>& ClipTextModelImpl::optional_tensors() {
+  static const std::set<std::string> names{"text_model.embeddings.position_ids"};
+  return names;
+}
+
+ClipTextModelImpl::ClipTextModelImpl(const TextEncoderConfig& c) : config(c) {
+  auto text_model = std::make_shared<torch::nn::Module>("CLIPTextTransformer");
+  auto embeddings = std::make_shared<torch::nn::Module>("CLIPTextEmbeddings");
+  token_embedding = embeddings->register_module("token_embedding", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  position_embedding =
+      embeddings->register_module("position_embedding", torch::nn::Embedding(c.max_positions, c.hidden_size));
+  text_model->register_module("embeddings", embeddings);
+  auto encoder = std::make_shared<torch::nn::Module>("CLIPEncoder");
+  for (int i = 0; i < c.num_layers; ++i) layers->push_back(ClipEncoderLayer(c));
+  encoder->register_module("layers", layers);
+  text_model->register_module("encoder", encoder);
+  final_layer_norm = text_model->register_module("final_layer_norm", layer_norm(c.hidden_size, c.layer_norm_eps));
+  register_module("text_model", text_model);
+}
+
+TextEncoderOutput ClipTextModelImpl::forward(const at::Tensor& ids) {
+  const auto tokens = ids.size(1);
+  if (tokens > config.max_positions) {
+    throw Error("text encoder: " + std::to_string(tokens) + " tokens exceed the model's " +
+                std::to_string(config.max_positions) + " positions");
+  }
+  const auto weight = token_embedding->weight;
+  auto positions = at::arange(tokens, at::TensorOptions().dtype(at::kLong));
+  auto x = token_embedding(ids) + position_embedding(positions).unsqueeze(0);
+  // Each token sees only itself and the tokens before it.
+  auto causal_mask = at::full({tokens, tokens}, std::numeric_limits<float>::lowest(), weight.options()).triu(1);
+  TextEncoderOutput out;
+  out.hidden_states.push_back(x);
+  for (const auto& layer : *layers) {
+    x = layer->as<ClipEncoderLayerImpl>()->forward(x, causal_mask);
+    out.hidden_states.push_back(x);
+  }
+  out.last_hidden_state = final_layer_norm(x);
+  return out;
+}
+
+at::Tensor ClipTextModelImpl::encode(const at::Tensor& ids, int skip_last_layers) {
+  auto out = forward(ids);
+  if (skip_last_layers <= 0) return out.last_hidden_state;
+  if (skip_last_layers >= config.num_layers) {
+    throw Error("text encoder: cannot skip " + std::to_string(skip_last_layers) + " of " +
+                std::to_string(config.num_layers) + " layers");
+  }
+  return final_layer_norm(out.hidden_states[out.hidden_states.size() - 1 - skip_last_layers]);
+}
+
+}  // namespace diffuse::models

@@ -1,0 +1,69 @@
+#pragma once
+// Every size of every network lives here: SD 1.5 is one config among others, and the tiny
+// fixtures run the same code. Configs come from diffusers' config.json or, for single-file
+// checkpoints, from the tensor shapes (plus an original-style config for what shapes can't tell).
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/tensor_map.h"
+
+namespace diffuse::models {
+
+struct TextEncoderConfig {
+  int vocab_size = 49408;
+  int hidden_size = 768;
+  int intermediate_size = 3072;
+  int num_layers = 12;
+  int num_heads = 12;
+  int max_positions = 77;
+  std::string hidden_act = "quick_gelu";  // or "gelu"
+  double layer_norm_eps = 1e-5;
+
+  static TextEncoderConfig from_json(const nlohmann::json& config);
+  // `original_config` is an ldm_config.json-style description (or null): it names the heads.
+  static TextEncoderConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+};
+
+struct UNetConfig {
+  int in_channels = 4;
+  int out_channels = 4;
+  std::vector<int> block_out_channels = {320, 640, 1280, 1280};
+  std::vector<bool> cross_attention = {true, true, true, false};  // per level, down blocks
+  std::vector<int> num_heads = {8, 8, 8, 8};                      // per level
+  std::vector<int> transformer_layers = {1, 1, 1, 1};             // per level
+  int layers_per_block = 2;
+  int cross_attention_dim = 768;
+  bool use_linear_projection = false;
+  int norm_num_groups = 32;
+  double norm_eps = 1e-5;
+  bool flip_sin_to_cos = true;
+  int freq_shift = 0;
+  int sample_size = 64;  // latent side the model was trained at
+
+  int levels() const { return static_cast<int>(block_out_channels.size()); }
+  int time_embed_dim() const { return block_out_channels.front() * 4; }
+
+  static UNetConfig from_json(const nlohmann::json& config);
+  static UNetConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+};
+
+struct VaeConfig {
+  int in_channels = 3;
+  int out_channels = 3;
+  int latent_channels = 4;
+  std::vector<int> block_out_channels = {128, 256, 512, 512};
+  int layers_per_block = 2;
+  int norm_num_groups = 32;
+  double scaling_factor = 0.18215;
+  int sample_size = 512;
+
+  // Pixels per latent along each side.
+  int downscale_factor() const { return 1 << (block_out_channels.size() - 1); }
+
+  static VaeConfig from_json(const nlohmann::json& config);
+  static VaeConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+};
+
+}  // namespace diffuse::models

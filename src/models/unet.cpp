@@ -1,0 +1,149 @@
+#include "models/unet.h"
+
+#include <cmath>
+
+namespace diffuse::models {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+ResnetBlock2DImpl& resnet(const torch::nn::ModuleList& list, size_t i) { return *list->ptr(i)->as<ResnetBlock2DImpl>(); }
+Transformer2DModelImpl& transformer(const torch::nn::ModuleList& list, size_t i) {
+  return *list->ptr(i)->as<Transformer2DModelImpl>();
+}
+
+Transformer2DModel make_transformer(const UNetConfig& c, int level, int channels) {
+  return Transformer2DModel(channels, c.num_heads[level], c.transformer_layers[level], c.cross_attention_dim,
+                            c.norm_num_groups, c.use_linear_projection);
+}
+
+}  // namespace
+
+at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, bool flip_sin_to_cos, double freq_shift) {
+  const int64_t half = dim / 2;
+  auto exponent = at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) * (-std::log(10000.0));
+  exponent = exponent / (static_cast<double>(half) - freq_shift);
+  auto angles = timesteps.to(at::kFloat).unsqueeze(1) * exponent.exp().unsqueeze(0);
+  auto sin = angles.sin(), cos = angles.cos();
+  return flip_sin_to_cos ? at::cat({cos, sin}, -1) : at::cat({sin, cos}, -1);
+}
+
+DownBlockImpl::DownBlockImpl(const UNetConfig& c, int level) {
+  const int out = c.block_out_channels[level];
+  int in = level == 0 ? c.block_out_channels[0] : c.block_out_channels[level - 1];
+  for (int i = 0; i < c.layers_per_block; ++i) {
+    resnets->push_back(ResnetBlock2D(in, out, c.time_embed_dim(), c.norm_num_groups, c.norm_eps));
+    if (c.cross_attention[level]) attentions->push_back(make_transformer(c, level, out));
+    in = out;
+  }
+  register_module("resnets", resnets);
+  if (c.cross_attention[level]) register_module("attentions", attentions);
+  if (level + 1 < c.levels()) {
+    downsamplers->push_back(Downsample2D(out, false));
+    register_module("downsamplers", downsamplers);
+  }
+}
+
+at::Tensor DownBlockImpl::forward(at::Tensor x, const at::Tensor& temb, const at::Tensor& context,
+                                  std::vector<at::Tensor>& skips) {
+  for (size_t i = 0; i < resnets->size(); ++i) {
+    x = resnet(resnets, i).forward(x, temb);
+    if (!attentions->is_empty()) x = transformer(attentions, i).forward(x, context);
+    skips.push_back(x);
+  }
+  if (!downsamplers->is_empty()) {
+    x = downsamplers[0]->as<Downsample2DImpl>()->forward(x);
+    skips.push_back(x);
+  }
+  return x;
+}
+
+MidBlockImpl::MidBlockImpl(const UNetConfig& c) {
+  const int channels = c.block_out_channels.back();
+  const int level = c.levels() - 1;
+  resnets->push_back(ResnetBlock2D(channels, channels, c.time_embed_dim(), c.norm_num_groups, c.norm_eps));
+  attentions->push_back(make_transformer(c, level, channels));
+  resnets->push_back(ResnetBlock2D(channels, channels, c.time_embed_dim(), c.norm_num_groups, c.norm_eps));
+  register_module("attentions", attentions);
+  register_module("resnets", resnets);
+}
+
+at::Tensor MidBlockImpl::forward(at::Tensor x, const at::Tensor& temb, const at::Tensor& context) {
+  x = resnet(resnets, 0).forward(x, temb);
+  x = transformer(attentions, 0).forward(x, context);
+  return resnet(resnets, 1).forward(x, temb);
+}
+
+UpBlockImpl::UpBlockImpl(const UNetConfig& c, int index) {
+  const int levels = c.levels();
+  const int level = levels - 1 - index;  // the down level this block mirrors
+  const int out = c.block_out_channels[level];
+  const int previous = c.block_out_channels[std::min(levels - 1, level + 1)];  // channels coming from below
+  const int skip_deepest = c.block_out_channels[std::max(0, level - 1)];       // the level above's output
+  const int layers = c.layers_per_block + 1;
+  for (int i = 0; i < layers; ++i) {
+    const int skip = i == layers - 1 ? skip_deepest : out;
+    const int in = i == 0 ? previous : out;
+    resnets->push_back(ResnetBlock2D(in + skip, out, c.time_embed_dim(), c.norm_num_groups, c.norm_eps));
+    if (c.cross_attention[level]) attentions->push_back(make_transformer(c, level, out));
+  }
+  if (c.cross_attention[level]) register_module("attentions", attentions);
+  register_module("resnets", resnets);
+  if (index + 1 < levels) {
+    upsamplers->push_back(Upsample2D(out));
+    register_module("upsamplers", upsamplers);
+  }
+}
+
+at::Tensor UpBlockImpl::forward(at::Tensor x, const at::Tensor& temb, const at::Tensor& context,
+                                std::vector<at::Tensor>& skips) {
+  for (size_t i = 0; i < resnets->size(); ++i) {
+    x = at::cat({x, skips.back()}, 1);
+    skips.pop_back();
+    x = resnet(resnets, i).forward(x, temb);
+    if (!attentions->is_empty()) x = transformer(attentions, i).forward(x, context);
+  }
+  if (!upsamplers->is_empty()) {
+    // Upsample to the next skip's size, which also covers latents whose side is not a power of two.
+    const auto& next = skips.back();
+    x = upsamplers[0]->as<Upsample2DImpl>()->forward(x, std::vector<int64_t>{next.size(2), next.size(3)});
+  }
+  return x;
+}
+
+UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNetConfig& c) : config(c) {
+  const int first = c.block_out_channels.front();
+  conv_in = register_module("conv_in", conv2d(c.in_channels, first, 3));
+  time_embedding = torch::nn::Sequential();
+  time_embedding->push_back("linear_1", torch::nn::Linear(first, c.time_embed_dim()));
+  time_embedding->push_back("act", torch::nn::SiLU());
+  time_embedding->push_back("linear_2", torch::nn::Linear(c.time_embed_dim(), c.time_embed_dim()));
+  register_module("time_embedding", time_embedding);
+  for (int level = 0; level < c.levels(); ++level) down_blocks->push_back(DownBlock(c, level));
+  register_module("down_blocks", down_blocks);
+  mid_block = register_module("mid_block", MidBlock(c));
+  for (int index = 0; index < c.levels(); ++index) up_blocks->push_back(UpBlock(c, index));
+  register_module("up_blocks", up_blocks);
+  conv_norm_out = register_module("conv_norm_out", group_norm(c.norm_num_groups, first, c.norm_eps));
+  conv_out = register_module("conv_out", conv2d(first, c.out_channels, 3));
+}
+
+at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at::Tensor& timestep,
+                                             const at::Tensor& context) {
+  const auto batch = sample.size(0);
+  const auto timesteps = timestep.reshape({-1}).expand({batch});
+  auto t_emb = timestep_embedding(timesteps, config.block_out_channels.front(), config.flip_sin_to_cos,
+                                  config.freq_shift)
+                   .to(sample.scalar_type());
+  const auto temb = time_embedding->forward(t_emb);
+
+  auto x = conv_in(sample);
+  std::vector<at::Tensor> skips{x};
+  for (const auto& block : *down_blocks) x = block->as<DownBlockImpl>()->forward(x, temb, context, skips);
+  x = mid_block->forward(x, temb, context);
+  for (const auto& block : *up_blocks) x = block->as<UpBlockImpl>()->forward(x, temb, context, skips);
+  return conv_out(F::silu(conv_norm_out(x)));
+}
+
+}  // namespace diffuse::models
