@@ -55,7 +55,9 @@ class GoldenModels : public ::testing::TestWithParam<std::string> {
 
 TEST_P(GoldenModels, TextEncoderHiddenStates) {
   auto encoder = load_component<ClipTextModel, TextEncoderConfig>(model_dir(), "text_encoder");
-  for (const auto& prompt : manifest().at("text_encoder")) {
+  const auto prompts = manifest().at("text_encoder");
+  ASSERT_FALSE(prompts.empty());
+  for (const auto& prompt : prompts) {
     auto ids = at::tensor(prompt.at("input_ids").get<std::vector<int64_t>>(), at::kLong).unsqueeze(0);
     auto out = encoder->forward(ids);
     const auto last = read_reference(refs() / prompt.at("last_hidden_state").get<std::string>());
@@ -75,7 +77,9 @@ TEST_P(GoldenModels, TextEncoderHiddenStates) {
 
 TEST_P(GoldenModels, UNetEvaluation) {
   auto unet = load_component<UNet2DConditionModel, UNetConfig>(model_dir(), "unet");
-  for (const auto& ref : manifest().at("unet")) {
+  const auto evaluations = manifest().at("unet");
+  ASSERT_FALSE(evaluations.empty());
+  for (const auto& ref : evaluations) {
     const auto latent = read_reference(refs() / ref.at("latent").get<std::string>());
     const auto context = read_reference(refs() / ref.at("encoder_hidden_states").get<std::string>());
     const auto expected = read_reference(refs() / ref.at("output").get<std::string>());
