@@ -1,0 +1,214 @@
+#include "io/model_files.h"
+
+#include <fstream>
+#include <set>
+
+#include "io/ldm_layout.h"
+#include "io/safetensors.h"
+#include "util/error.h"
+
+namespace diffuse::io {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path.string() + ": cannot open");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+// A floating-point tensor as `dtype`; other types as stored.
+at::Tensor read_tensor(const SafetensorsFile& file, const std::string& name, at::ScalarType dtype) {
+  const bool floating = at::isFloatingType(file.info(name).scalar_type);
+  return file.tensor(name, floating ? std::optional<at::ScalarType>(dtype) : std::nullopt);
+}
+
+// ---- Diffusers folders -----------------------------------------------------------------------------
+
+// Preference order: full precision first; a ".fp16" variant only when it is all there is.
+const char* const kWeightFiles[] = {
+    "diffusion_pytorch_model.safetensors", "model.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors", "model.fp16.safetensors",
+};
+
+// The weight files of a component: one file, or the shards an index names.
+std::vector<fs::path> component_weight_files(const fs::path& folder, std::string& source) {
+  for (const char* name : kWeightFiles) {
+    const fs::path file = folder / name;
+    if (fs::is_regular_file(file)) {
+      source = file.string();
+      return {file};
+    }
+    const fs::path index = folder / (std::string(name) + ".index.json");
+    if (fs::is_regular_file(index)) {
+      const json map = read_json_file(index);
+      if (!map.is_object() || !map.contains("weight_map") || !map["weight_map"].is_object()) {
+        throw Error(index.string() + ": no weight_map object");
+      }
+      std::vector<fs::path> shards;
+      std::set<std::string> seen;
+      for (const auto& [tensor, shard] : map["weight_map"].items()) {
+        if (!shard.is_string()) throw Error(index.string() + ": weight_map entry '" + tensor + "' is not a file name");
+        const auto shard_name = shard.get<std::string>();
+        if (shard_name.find('/') != std::string::npos) {
+          throw Error(index.string() + ": shard '" + shard_name + "' is outside the folder");
+        }
+        if (seen.insert(shard_name).second) shards.push_back(folder / shard_name);
+      }
+      source = index.string();
+      return shards;
+    }
+  }
+  for (const char* legacy : {"diffusion_pytorch_model.bin", "pytorch_model.bin"}) {
+    if (fs::exists(folder / legacy)) {
+      throw Error((folder / legacy).string() + ": only .safetensors weights are supported");
+    }
+  }
+  throw Error(folder.string() + ": no weights file (expected diffusion_pytorch_model.safetensors or model.safetensors)");
+}
+
+ComponentWeights load_diffusers_component(const fs::path& root, const std::string& component,
+                                          at::ScalarType dtype, std::vector<std::string>& ignored) {
+  const fs::path folder = root / component;
+  if (!fs::is_directory(folder)) throw Error(root.string() + ": diffusers model has no " + component + "/ folder");
+  const fs::path config = folder / "config.json";
+  if (!fs::is_regular_file(config)) throw Error(config.string() + ": missing");
+
+  ComponentWeights weights;
+  weights.config = read_json_file(config);
+  for (const auto& file_path : component_weight_files(folder, weights.source)) {
+    const auto file = SafetensorsFile::open(file_path);
+    for (const auto& info : file.tensors()) {
+      // transformers saves CLIP's position_ids buffer; our modules (like the single-file mapping)
+      // do not treat it as a weight.
+      if (info.name.size() >= 12 && info.name.compare(info.name.size() - 12, 12, "position_ids") == 0) {
+        ignored.push_back(component + "/" + info.name);
+        continue;
+      }
+      if (!weights.tensors.emplace(info.name, read_tensor(file, info.name, dtype)).second) {
+        throw Error(file_path.string() + ": tensor '" + info.name + "' appears in more than one shard");
+      }
+    }
+  }
+  return weights;
+}
+
+ModelFiles load_diffusers(const fs::path& root, at::ScalarType dtype) {
+  ModelFiles model;
+  model.layout = ModelFiles::Layout::Diffusers;
+  model.path = root;
+  read_json_file(root / "model_index.json");  // validates it; components are found by folder name
+  model.unet = load_diffusers_component(root, "unet", dtype, model.ignored);
+  model.vae = load_diffusers_component(root, "vae", dtype, model.ignored);
+  model.text_encoder = load_diffusers_component(root, "text_encoder", dtype, model.ignored);
+
+  const fs::path scheduler = root / "scheduler" / "scheduler_config.json";
+  if (fs::exists(scheduler)) model.scheduler_config = read_json_file(scheduler);
+  if (fs::is_directory(root / "tokenizer")) model.tokenizer = root / "tokenizer";
+  // OpenCLIP-H (SD 2.x) uses exact GELU; CLIP ViT-L (SD 1.x) quick_gelu.
+  const auto& text_config = model.text_encoder.config;
+  const bool gelu = text_config.is_object() && text_config.value("hidden_act", "") == "gelu";
+  model.family = gelu ? "sd2" : "sd1";
+  return model;
+}
+
+// ---- Single files ----------------------------------------------------------------------------------
+
+// "<stem>.json" only counts when it looks like an original config: tools also keep unrelated
+// per-model notes under that name. "ldm_config.json" is ours, so a broken one is an error.
+json find_original_config(const fs::path& checkpoint) {
+  fs::path stem_json = checkpoint;
+  stem_json.replace_extension(".json");
+  if (fs::is_regular_file(stem_json)) {
+    std::ifstream in(stem_json);
+    const json config = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (config.is_object() && config.contains("model")) return config;
+  }
+  const fs::path ldm_config = checkpoint.parent_path() / "ldm_config.json";
+  if (fs::is_regular_file(ldm_config)) return read_json_file(ldm_config);
+  return nullptr;
+}
+
+std::optional<fs::path> find_tokenizer_beside(const fs::path& checkpoint) {
+  const fs::path dir = checkpoint.parent_path().empty() ? fs::path(".") : checkpoint.parent_path();
+  if (fs::is_directory(dir / "tokenizer")) return dir / "tokenizer";
+  if (fs::is_regular_file(dir / "vocab.json") && fs::is_regular_file(dir / "merges.txt")) return dir;
+  if (fs::is_regular_file(dir / "bpe_simple_vocab_16e6.txt.gz")) return dir / "bpe_simple_vocab_16e6.txt.gz";
+  return std::nullopt;
+}
+
+at::Tensor apply_transform(const at::Tensor& tensor, const TensorRename& rename, const std::string& file) {
+  const auto fail = [&](const std::string& expected) {
+    return Error(file + ": tensor '" + rename.source + "' has shape " + c10::str(tensor.sizes()) + ", expected " +
+                 expected);
+  };
+  switch (rename.transform) {
+    case Transform::None:
+      return tensor;
+    case Transform::ConvToLinear:
+      if (tensor.dim() == 2) return tensor;  // some exporters already store it as linear
+      if (tensor.dim() != 4 || tensor.size(2) != 1 || tensor.size(3) != 1) throw fail("[C, C, 1, 1]");
+      return tensor.reshape({tensor.size(0), tensor.size(1)});
+    case Transform::ChunkOf3: {
+      if (tensor.dim() < 1 || tensor.size(0) % 3 != 0) throw fail("a first dimension divisible by 3");
+      const int64_t rows = tensor.size(0) / 3;
+      return tensor.narrow(0, rename.chunk * rows, rows);
+    }
+  }
+  return tensor;
+}
+
+ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
+  const auto extension = path.extension().string();
+  if (extension == ".ckpt" || extension == ".pt" || extension == ".pth" || extension == ".bin") {
+    throw Error(path.string() + ": pickle checkpoints (" + extension + ") are not supported yet; use a .safetensors file");
+  }
+  const auto file = SafetensorsFile::open(path);
+  ModelFiles model;
+  model.layout = ModelFiles::Layout::SingleFile;
+  model.path = path;
+  model.original_config = find_original_config(path);
+  model.tokenizer = find_tokenizer_beside(path);
+
+  std::vector<std::string> keys;
+  for (const auto& info : file.tensors()) keys.push_back(info.name);
+  const LdmPlan plan = plan_ldm_conversion(keys, model.original_config, path.string());
+  model.family = plan.family;
+  model.ignored = plan.ignored;
+
+  for (auto* component : {&model.unet, &model.vae, &model.text_encoder}) component->source = path.string();
+  for (const auto& rename : plan.renames) {
+    // Convert after the transform, so a q/k/v chunk copies only its own third.
+    at::Tensor tensor = apply_transform(file.tensor(rename.source), rename, path.string());
+    if (at::isFloatingType(tensor.scalar_type()) && tensor.scalar_type() != dtype) tensor = tensor.to(dtype);
+    auto& target = rename.component == Component::Unet  ? model.unet
+                   : rename.component == Component::Vae ? model.vae
+                                                         : model.text_encoder;
+    target.tensors.emplace(rename.target, std::move(tensor));
+  }
+  return model;
+}
+
+}  // namespace
+
+ModelFiles load_model_files(const fs::path& path, at::ScalarType dtype) {
+  std::error_code error;
+  const auto status = fs::status(path, error);
+  if (!fs::exists(status)) throw Error(path.string() + ": no such file or folder");
+  if (fs::is_directory(status)) {
+    if (!fs::is_regular_file(path / "model_index.json")) {
+      throw Error(path.string() + ": not a diffusers model folder (no model_index.json)");
+    }
+    return load_diffusers(path, dtype);
+  }
+  return load_single_file(path, dtype);
+}
+
+}  // namespace diffuse::io

@@ -1,0 +1,44 @@
+// A whole Stable Diffusion model read from disk into per-component tensor maps, named as diffusers
+// names them whatever the file layout. Modules (models/) are built from these maps.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+namespace diffuse::io {
+
+using TensorMap = std::map<std::string, at::Tensor>;
+
+struct ComponentWeights {
+  nlohmann::json config;  // the component's config.json; null for a single file (infer from shapes)
+  TensorMap tensors;      // diffusers names
+  std::string source;     // file the tensors came from, for error messages
+};
+
+struct ModelFiles {
+  enum class Layout { Diffusers, SingleFile };
+  Layout layout = Layout::Diffusers;
+  std::filesystem::path path;
+  ComponentWeights unet, vae, text_encoder;
+  nlohmann::json scheduler_config;  // scheduler/scheduler_config.json; null if absent
+  nlohmann::json original_config;   // single file: <stem>.json or ldm_config.json beside it; else null
+  // Diffusers: the tokenizer/ folder. Single file: a tokenizer/ folder beside it, else the folder
+  // holding vocab.json + merges.txt beside it, else bpe_simple_vocab_16e6.txt.gz beside it.
+  std::optional<std::filesystem::path> tokenizer;
+  std::string family;  // "sd1" (CLIP ViT-L text encoder) or "sd2" (OpenCLIP); detection only
+  // Tensors in the files deliberately not loaded: buffers (position_ids), EMA copies, noise
+  // schedules, VAE training losses, SD 2.x's unused last text layer.
+  std::vector<std::string> ignored;
+};
+
+// `path`: a diffusers folder (with model_index.json) or a single .safetensors checkpoint.
+// Floating-point tensors come as `dtype` (views of the memory-mapped file when it already holds
+// that type); integer tensors keep theirs. Throws diffuse::Error naming the path, file or tensor.
+ModelFiles load_model_files(const std::filesystem::path& path, at::ScalarType dtype = at::kFloat);
+
+}  // namespace diffuse::io

@@ -1,0 +1,215 @@
+#include "io/model_files.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include "support/fixtures.h"
+#include "util/error.h"
+
+namespace diffuse::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::set<std::string> names(const TensorMap& tensors) {
+  std::set<std::string> result;
+  for (const auto& [name, tensor] : tensors) result.insert(name);
+  return result;
+}
+
+std::vector<std::string> difference(const std::set<std::string>& a, const std::set<std::string>& b) {
+  std::vector<std::string> result;
+  for (const auto& name : a) {
+    if (!b.count(name)) result.push_back(name);
+  }
+  return result;
+}
+
+// The single file, mapped to diffusers names, holds exactly the diffusers folder's tensors,
+// bit for bit (the fixtures were made so the conversion is exact). Loaded as F16, the file's
+// own type, so nothing is converted on either side.
+void expect_same_weights(const ComponentWeights& single, const ComponentWeights& diffusers, const char* component) {
+  SCOPED_TRACE(component);
+  const auto single_names = names(single.tensors), diffusers_names = names(diffusers.tensors);
+  EXPECT_EQ(difference(single_names, diffusers_names), std::vector<std::string>{}) << "only in the single file";
+  EXPECT_EQ(difference(diffusers_names, single_names), std::vector<std::string>{}) << "only in the diffusers folder";
+  for (const auto& [name, tensor] : single.tensors) {
+    const auto other = diffusers.tensors.find(name);
+    if (other == diffusers.tensors.end()) continue;
+    EXPECT_EQ(tensor.scalar_type(), other->second.scalar_type()) << name;
+    EXPECT_EQ(tensor.sizes(), other->second.sizes()) << name;
+    EXPECT_TRUE(tensor.sizes() == other->second.sizes() && at::equal(tensor, other->second)) << name;
+  }
+}
+
+class ModelFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("diffuse-model-files-" + std::to_string(::getpid()) + "-" + test->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // The Error from loading `path`, which must name `named`.
+  static std::string load_error(const fs::path& path, const std::string& named) {
+    try {
+      load_model_files(path);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(named), std::string::npos) << e.what();
+      return e.what();
+    }
+    ADD_FAILURE() << "no error for " << path;
+    return "";
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(ModelFilesTest, Sd1SingleFileMatchesDiffusersFolder) {
+  const fs::path root = test::fixtures_dir() / "tiny-sd1";
+  const auto single = load_model_files(root / "tiny-sd1.safetensors", at::kHalf);
+  const auto diffusers = load_model_files(root / "diffusers", at::kHalf);
+  EXPECT_EQ(single.layout, ModelFiles::Layout::SingleFile);
+  EXPECT_EQ(diffusers.layout, ModelFiles::Layout::Diffusers);
+  EXPECT_EQ(single.family, "sd1");
+  EXPECT_EQ(diffusers.family, "sd1");
+  expect_same_weights(single.unet, diffusers.unet, "unet");
+  expect_same_weights(single.vae, diffusers.vae, "vae");
+  expect_same_weights(single.text_encoder, diffusers.text_encoder, "text_encoder");
+  // 513 tensors in the file; only the position_ids buffer is left out.
+  EXPECT_EQ(single.unet.tensors.size() + single.vae.tensors.size() + single.text_encoder.tensors.size(), 512u);
+  EXPECT_EQ(single.ignored, std::vector<std::string>{"cond_stage_model.transformer.text_model.embeddings.position_ids"});
+}
+
+TEST_F(ModelFilesTest, Sd2SingleFileMatchesDiffusersFolder) {
+  const fs::path root = test::fixtures_dir() / "tiny-sd2v";
+  const auto single = load_model_files(root / "tiny-sd2v.safetensors", at::kHalf);
+  const auto diffusers = load_model_files(root / "diffusers", at::kHalf);
+  EXPECT_EQ(single.family, "sd2");
+  EXPECT_EQ(diffusers.family, "sd2");
+  expect_same_weights(single.unet, diffusers.unet, "unet");
+  expect_same_weights(single.vae, diffusers.vae, "vae");
+  expect_same_weights(single.text_encoder, diffusers.text_encoder, "text_encoder");
+  // The file has one OpenCLIP block more than diffusers keeps (SD 2.x conditions on the
+  // penultimate layer): exactly that block is left out.
+  std::set<std::string> ignored(single.ignored.begin(), single.ignored.end());
+  EXPECT_EQ(ignored.size(), 12u);
+  for (const auto& key : ignored) {
+    EXPECT_EQ(key.rfind("cond_stage_model.model.transformer.resblocks.5.", 0), 0u) << key;
+  }
+  EXPECT_TRUE(single.text_encoder.tensors.count("text_model.encoder.layers.4.self_attn.v_proj.bias"));
+}
+
+TEST_F(ModelFilesTest, InpaintingSingleFileMatchesDiffusersFolder) {
+  const fs::path root = test::fixtures_dir() / "tiny-sd1-inpaint";
+  const auto single = load_model_files(root / "tiny-sd1-inpaint.safetensors", at::kHalf);
+  const auto diffusers = load_model_files(root / "diffusers", at::kHalf);
+  expect_same_weights(single.unet, diffusers.unet, "unet");
+  expect_same_weights(single.vae, diffusers.vae, "vae");
+  expect_same_weights(single.text_encoder, diffusers.text_encoder, "text_encoder");
+  EXPECT_EQ(single.unet.tensors.at("conv_in.weight").size(1), 9);  // latents + mask + masked image
+}
+
+TEST_F(ModelFilesTest, ConvertsFloatingTensorsToTheRequestedType) {
+  const fs::path root = test::fixtures_dir() / "tiny-sd1";
+  const auto half = load_model_files(root / "tiny-sd1.safetensors", at::kHalf);
+  const auto single = load_model_files(root / "tiny-sd1.safetensors");
+  const auto diffusers = load_model_files(root / "diffusers");
+  for (const auto* model : {&single, &diffusers}) {
+    for (const auto* component : {&model->unet, &model->vae, &model->text_encoder}) {
+      for (const auto& [name, tensor] : component->tensors) EXPECT_EQ(tensor.scalar_type(), at::kFloat) << name;
+    }
+  }
+  const auto& attention = "decoder.mid_block.attentions.0.to_q.weight";
+  EXPECT_TRUE(at::equal(single.vae.tensors.at(attention), half.vae.tensors.at(attention).to(at::kFloat)));
+  EXPECT_EQ(single.vae.tensors.at(attention).dim(), 2);
+}
+
+TEST_F(ModelFilesTest, ReadsConfigsBesideTheWeights) {
+  const fs::path root = test::fixtures_dir() / "tiny-sd1";
+  const auto diffusers = load_model_files(root / "diffusers");
+  EXPECT_EQ(diffusers.unet.config.at("block_out_channels"), nlohmann::json({32, 64}));
+  EXPECT_EQ(diffusers.text_encoder.config.at("hidden_act"), "quick_gelu");
+  EXPECT_TRUE(diffusers.scheduler_config.is_object());
+  EXPECT_TRUE(diffusers.original_config.is_null());
+  EXPECT_EQ(diffusers.tokenizer, root / "diffusers" / "tokenizer");
+  EXPECT_NE(diffusers.unet.source.find("diffusion_pytorch_model.safetensors"), std::string::npos);
+
+  const auto single = load_model_files(root / "tiny-sd1.safetensors");
+  EXPECT_TRUE(single.unet.config.is_null());
+  EXPECT_TRUE(single.scheduler_config.is_null());
+  EXPECT_EQ(single.original_config.at("model").at("params").at("scale_factor"), 0.18215);
+  EXPECT_FALSE(single.tokenizer.has_value());
+  EXPECT_EQ(single.vae.source, (root / "tiny-sd1.safetensors").string());
+}
+
+TEST_F(ModelFilesTest, FindsTokenizerBesideASingleFile) {
+  const fs::path checkpoint = dir_ / "model.safetensors";
+  fs::create_symlink(test::fixtures_dir() / "tiny-sd1" / "tiny-sd1.safetensors", checkpoint);
+  std::ofstream(dir_ / "bpe_simple_vocab_16e6.txt.gz") << "";
+  EXPECT_EQ(load_model_files(checkpoint).tokenizer, dir_ / "bpe_simple_vocab_16e6.txt.gz");
+  std::ofstream(dir_ / "vocab.json") << "{}";
+  std::ofstream(dir_ / "merges.txt") << "";
+  EXPECT_EQ(load_model_files(checkpoint).tokenizer, dir_);
+  fs::create_directory(dir_ / "tokenizer");
+  EXPECT_EQ(load_model_files(checkpoint).tokenizer, dir_ / "tokenizer");
+  // "<stem>.json" beside it is the original config only when it looks like one.
+  std::ofstream(dir_ / "model.json") << R"({"description": "notes"})";
+  EXPECT_TRUE(load_model_files(checkpoint).original_config.is_null());
+  std::ofstream(dir_ / "model.json") << R"({"model": {"params": {}}})";
+  EXPECT_TRUE(load_model_files(checkpoint).original_config.contains("model"));
+}
+
+TEST_F(ModelFilesTest, ErrorsNameThePath) {
+  load_error(dir_ / "nothing-here.safetensors", "nothing-here.safetensors");
+  EXPECT_NE(load_error(dir_, dir_.string()).find("model_index.json"), std::string::npos);
+  const fs::path ckpt = test::fixtures_dir() / "tiny-sd1" / "tiny-sd1.ckpt";
+  EXPECT_NE(load_error(ckpt, "tiny-sd1.ckpt").find("not supported"), std::string::npos);
+  // SDXL single files (conditioner.embedders.*) are not mapped yet.
+  const fs::path sdxl = test::fixtures_dir() / "tiny-sdxl" / "tiny-sdxl.safetensors";
+  EXPECT_NE(load_error(sdxl, "tiny-sdxl.safetensors").find("no known text encoder"), std::string::npos);
+  std::ofstream(dir_ / "notes.safetensors") << "these are not the weights you are looking for";
+  EXPECT_NE(load_error(dir_ / "notes.safetensors", "notes.safetensors").find("not a safetensors file"),
+            std::string::npos);
+}
+
+TEST_F(ModelFilesTest, MissingDiffusersComponentIsNamed) {
+  const fs::path source = test::fixtures_dir() / "tiny-sd1" / "diffusers";
+  fs::copy_file(source / "model_index.json", dir_ / "model_index.json");
+  fs::create_directory_symlink(source / "unet", dir_ / "unet");
+  fs::create_directory_symlink(source / "text_encoder", dir_ / "text_encoder");
+  EXPECT_NE(load_error(dir_, "vae").find("no vae/ folder"), std::string::npos);
+
+  fs::create_directory(dir_ / "vae");
+  fs::copy_file(source / "vae" / "config.json", dir_ / "vae" / "config.json");
+  load_error(dir_, (dir_ / "vae").string());  // no weights file
+  // A ".fp16" variant is used when it is the only weights file.
+  fs::create_symlink(source / "vae" / "diffusion_pytorch_model.safetensors",
+                     dir_ / "vae" / "diffusion_pytorch_model.fp16.safetensors");
+  EXPECT_NE(load_model_files(dir_).vae.source.find(".fp16.safetensors"), std::string::npos);
+
+  fs::remove(dir_ / "vae" / "config.json");
+  load_error(dir_, (dir_ / "vae" / "config.json").string());
+}
+
+TEST_F(ModelFilesTest, ShardedDiffusersComponent) {
+  const fs::path source = test::fixtures_dir() / "tiny-sd1" / "diffusers";
+  fs::copy_file(source / "model_index.json", dir_ / "model_index.json");
+  fs::create_directory_symlink(source / "unet", dir_ / "unet");
+  fs::create_directory_symlink(source / "vae", dir_ / "vae");
+  fs::create_directory(dir_ / "text_encoder");
+  fs::copy_file(source / "text_encoder" / "config.json", dir_ / "text_encoder" / "config.json");
+  fs::create_symlink(source / "text_encoder" / "model.safetensors", dir_ / "text_encoder" / "shard-1.safetensors");
+  std::ofstream(dir_ / "text_encoder" / "model.safetensors.index.json")
+      << R"({"weight_map": {"text_model.final_layer_norm.weight": "shard-1.safetensors"}})";
+  const auto model = load_model_files(dir_);
+  EXPECT_EQ(model.text_encoder.tensors.size(), load_model_files(source).text_encoder.tensors.size());
+}
+
+}  // namespace
+}  // namespace diffuse::io
