@@ -9,6 +9,7 @@ packages=(
   libpng-dev zlib1g-dev   # PNG with text chunks
   nlohmann-json3-dev      # configs, safetensors headers, fixtures
   libcli11-dev            # command line
+  libicu-dev              # Unicode for the CLIP tokenizer: NFC/NFKC, case mapping, \p{L} regex, cp1252
 )
 missing=()
 for p in "${packages[@]}"; do
