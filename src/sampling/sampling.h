@@ -1,0 +1,90 @@
+// Public face of the sampling layer: noise schedules and samplers that reproduce diffusers 0.27.2
+// schedulers numerically. Samplers see only a ModelFn; they know nothing of the network behind it.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+namespace diffuse::sampling {
+
+enum class Prediction { Epsilon, VPrediction };
+
+// The fields of a diffusers scheduler_config.json that change what a sampler computes.
+// Member defaults describe SD 1.x. from_json() follows diffusers instead: a field the file does not
+// name takes the diffusers default, and for timestep_spacing, clip_sample and set_alpha_to_one that
+// default belongs to the scheduler class (DDIM: leading / true / true; Euler, DPM++, LMS, Heun:
+// linspace / false), which is why they are optional. This matters: SD 1.5's own config names no
+// timestep_spacing, so diffusers' Euler runs it with linspace and DDIM with leading.
+struct SchedulerConfig {
+  int num_train_timesteps = 1000;
+  double beta_start = 0.00085;
+  double beta_end = 0.012;
+  std::string beta_schedule = "scaled_linear";  // linear | scaled_linear | squaredcos_cap_v2
+  std::vector<double> trained_betas;            // when not empty, replaces beta_start/end/schedule
+  Prediction prediction = Prediction::Epsilon;
+  std::optional<std::string> timestep_spacing = "leading";  // leading | trailing | linspace
+  int steps_offset = 1;
+  std::optional<bool> set_alpha_to_one = false;  // ddim: final alpha is 1 rather than alphas_cumprod[0]
+  std::optional<bool> clip_sample = false;       // ddim, heun: clamp predicted x0 to ±clip_sample_range
+  double clip_sample_range = 1.0;
+  bool rescale_betas_zero_snr = false;
+  bool use_karras_sigmas = false;  // what schedule "default" means for samplers that offer karras
+
+  // Unknown fields are ignored; values we cannot honour (thresholding, prediction_type "sample",
+  // an unknown beta_schedule) throw diffuse::Error naming the field.
+  static SchedulerConfig from_json(const nlohmann::json& json);
+};
+
+// The network's raw output (epsilon or v per config.prediction) for `model_input` at `timestep`, with
+// classifier-free guidance already applied by the caller. `model_input` is exactly what diffusers
+// hands the UNet (after scheduler.scale_model_input); `timestep` is the value diffusers passes as the
+// UNet's timestep (fractional for karras sigmas with the Euler family).
+using ModelFn = std::function<at::Tensor(const at::Tensor& model_input, double timestep)>;
+
+struct SamplerOptions {
+  std::string sampler = "euler";
+  std::string schedule = "default";              // default | karras
+  std::optional<std::string> timestep_spacing;   // overrides the config: leading | trailing | linspace
+  double eta = 0;                                // ddim only
+  int steps = 20;
+};
+
+struct StepInfo {
+  int step;                   // 0-based, one per requested step (heun's two evaluations count once)
+  int total;                  // options.steps
+  const at::Tensor& latents;  // x after this step, in the sampler's own space (as diffusers holds it)
+  const at::Tensor& denoised; // the predicted x0 this step used
+};
+using StepCallback = std::function<void(const StepInfo&)>;
+
+// What diffusers' set_timesteps produces: `timesteps` has one entry per model evaluation (heun has
+// 2*steps-1) and holds the values handed to the model; `sigmas` are diffusers' `scheduler.sigmas`
+// (k-diffusion noise levels, ending in 0), empty for ddim, which steps on alphas_cumprod instead.
+struct Schedule {
+  std::vector<double> timesteps;
+  std::vector<double> sigmas;
+  double init_noise_sigma = 1.0;  // the sampler's starting latents are noise * init_noise_sigma
+};
+
+// Unknown sampler/schedule/spacing, steps < 1, eta < 0, eta with a sampler that ignores it, and
+// karras with a sampler that has no sigmas -> diffuse::Error naming the option and the valid values.
+void validate(const SamplerOptions& options);
+
+Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options);
+
+// `noise` is unit Gaussian (torch.randn from `generator`); the sampler scales it by its
+// init_noise_sigma. Further random draws (euler_a, ddim with eta > 0, dpm++2m_sde) use `generator` in
+// the order diffusers makes them. Returns the final latents exactly as the diffusers pipeline hands
+// them to the VAE (before 1/scaling_factor).
+at::Tensor sample(const ModelFn& model, const SchedulerConfig& config, const SamplerOptions& options,
+                  const at::Tensor& noise, at::Generator& generator, const StepCallback& callback = {});
+
+// Every sampler: name and a one-line description, in the order the CLI should list them.
+std::vector<std::pair<std::string, std::string>> sampler_names();
+
+}  // namespace diffuse::sampling

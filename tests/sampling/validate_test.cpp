@@ -1,0 +1,131 @@
+// Option validation and scheduler config parsing: failures name the option and the valid values.
+#include <gtest/gtest.h>
+
+#include "sampling/sampling.h"
+#include "util/error.h"
+
+namespace diffuse::sampling {
+namespace {
+
+std::string error_of(const SamplerOptions& options) {
+  try {
+    validate(options);
+  } catch (const diffuse::Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(SamplerValidate, AcceptsTheDefaultsAndEverySampler) {
+  EXPECT_NO_THROW(validate(SamplerOptions{}));
+  for (const auto& [name, description] : sampler_names()) {
+    SamplerOptions options;
+    options.sampler = name;
+    EXPECT_NO_THROW(validate(options)) << name;
+    EXPECT_FALSE(description.empty());
+  }
+}
+
+TEST(SamplerValidate, NamesTheRequiredSamplers) {
+  std::vector<std::string> names;
+  for (const auto& [name, description] : sampler_names()) names.push_back(name);
+  for (const auto* required : {"euler", "euler_a", "ddim", "dpm++2m", "dpm++2m_sde", "lms", "heun"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), required), names.end()) << required;
+  }
+}
+
+TEST(SamplerValidate, UnknownSamplerListsTheValidOnes) {
+  SamplerOptions options;
+  options.sampler = "foo";
+  EXPECT_EQ(error_of(options),
+            "unknown sampler 'foo'; valid samplers: euler, euler_a, heun, lms, ddim, dpm++2m, dpm++2m_sde");
+}
+
+TEST(SamplerValidate, UnknownScheduleAndSpacing) {
+  SamplerOptions options;
+  options.schedule = "exponential";
+  EXPECT_EQ(error_of(options), "unknown schedule 'exponential'; valid schedules: default, karras");
+  options = {};
+  options.timestep_spacing = "uniform";
+  EXPECT_EQ(error_of(options),
+            "unknown timestep_spacing 'uniform'; valid spacings: leading, trailing, linspace");
+}
+
+TEST(SamplerValidate, StepsAndEta) {
+  SamplerOptions options;
+  options.steps = 0;
+  EXPECT_EQ(error_of(options), "steps must be at least 1, got 0");
+  options = {};
+  options.eta = -0.5;
+  EXPECT_NE(error_of(options).find("eta must be 0 or more"), std::string::npos);
+  options.eta = 1;
+  EXPECT_EQ(error_of(options), "eta applies only to samplers ddim, not to 'euler'");
+  options.sampler = "ddim";
+  EXPECT_EQ(error_of(options), "");
+}
+
+TEST(SamplerValidate, KarrasOnlyWhereTheSchedulerHasIt) {
+  SamplerOptions options;
+  options.sampler = "ddim";
+  options.schedule = "karras";
+  EXPECT_EQ(error_of(options), "schedule 'karras' is not available for sampler 'ddim'; use schedule 'default'");
+  options.sampler = "dpm++2m";
+  EXPECT_EQ(error_of(options), "");
+}
+
+TEST(SamplerValidate, TooManyStepsForTheTrainingSchedule) {
+  SamplerOptions options;
+  options.steps = 1000;
+  EXPECT_THROW(make_schedule(SchedulerConfig{}, options), diffuse::Error);
+}
+
+TEST(SchedulerConfigJson, AbsentFieldsTakeDiffusersDefaults) {
+  const auto config = SchedulerConfig::from_json({{"_class_name", "PNDMScheduler"}, {"skip_prk_steps", true}});
+  EXPECT_EQ(config.num_train_timesteps, 1000);
+  EXPECT_DOUBLE_EQ(config.beta_start, 0.0001);
+  EXPECT_DOUBLE_EQ(config.beta_end, 0.02);
+  EXPECT_EQ(config.beta_schedule, "linear");
+  EXPECT_EQ(config.steps_offset, 0);
+  EXPECT_EQ(config.prediction, Prediction::Epsilon);
+  EXPECT_FALSE(config.timestep_spacing.has_value());
+  EXPECT_FALSE(config.clip_sample.has_value());
+  EXPECT_FALSE(config.set_alpha_to_one.has_value());
+}
+
+TEST(SchedulerConfigJson, ReadsTheFieldsThatMatter) {
+  const auto config = SchedulerConfig::from_json({{"beta_start", 0.00085},
+                                                  {"beta_end", 0.012},
+                                                  {"beta_schedule", "scaled_linear"},
+                                                  {"trained_betas", nullptr},
+                                                  {"prediction_type", "v_prediction"},
+                                                  {"timestep_spacing", "trailing"},
+                                                  {"steps_offset", 1},
+                                                  {"clip_sample", false},
+                                                  {"set_alpha_to_one", false},
+                                                  {"use_karras_sigmas", true},
+                                                  {"rescale_betas_zero_snr", true}});
+  EXPECT_EQ(config.prediction, Prediction::VPrediction);
+  EXPECT_EQ(config.timestep_spacing, "trailing");
+  EXPECT_EQ(config.steps_offset, 1);
+  EXPECT_EQ(config.clip_sample, false);
+  EXPECT_EQ(config.set_alpha_to_one, false);
+  EXPECT_TRUE(config.use_karras_sigmas);
+  EXPECT_TRUE(config.rescale_betas_zero_snr);
+  EXPECT_TRUE(config.trained_betas.empty());
+  const auto trained = SchedulerConfig::from_json({{"trained_betas", {0.1, 0.2, 0.3}}, {"num_train_timesteps", 3}});
+  EXPECT_EQ(trained.trained_betas, (std::vector<double>{0.1, 0.2, 0.3}));
+}
+
+TEST(SchedulerConfigJson, RejectsWhatItCannotHonour) {
+  EXPECT_THROW(SchedulerConfig::from_json({{"prediction_type", "sample"}}), diffuse::Error);
+  EXPECT_THROW(SchedulerConfig::from_json({{"thresholding", true}}), diffuse::Error);
+  EXPECT_THROW(SchedulerConfig::from_json({{"steps_offset", "one"}}), diffuse::Error);
+  EXPECT_THROW(SchedulerConfig::from_json(nlohmann::json::array()), diffuse::Error);
+  SchedulerConfig unknown_betas;
+  unknown_betas.beta_schedule = "cubic";
+  SamplerOptions options;
+  EXPECT_THROW(make_schedule(unknown_betas, options), diffuse::Error);
+}
+
+}  // namespace
+}  // namespace diffuse::sampling
