@@ -1,1 +1,24 @@
-int main() { return 0; }
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"diffuse: Stable Diffusion text-to-image on your own machine"};
+  app.require_subcommand(1);
+  diffuse::cli::add_generate_command(app);
+  diffuse::cli::add_samplers_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const diffuse::Error& e) {
+    std::fprintf(stderr, "diffuse: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "diffuse: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

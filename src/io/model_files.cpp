@@ -192,6 +192,7 @@ ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
                    : rename.component == Component::Vae ? model.vae
                                                          : model.text_encoder;
     target.tensors.emplace(rename.target, std::move(tensor));
+    target.file_names.emplace(rename.target, rename.source);
   }
   return model;
 }

@@ -18,6 +18,8 @@ struct ComponentWeights {
   nlohmann::json config;  // the component's config.json; null for a single file (infer from shapes)
   TensorMap tensors;      // diffusers names
   std::string source;     // file the tensors came from, for error messages
+  // Diffusers name -> the name in the file, where they differ (single files), for error messages.
+  std::map<std::string, std::string> file_names;
 };
 
 struct ModelFiles {

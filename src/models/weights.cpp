@@ -27,8 +27,11 @@ void append_names(std::ostringstream& out, const char* what, const std::vector<s
 
 }  // namespace
 
-void load_weights(torch::nn::Module& module, const TensorMap& weights, const std::string& source,
-                  const std::set<std::string>& optional) {
+void load_weights(torch::nn::Module& module, const TensorMap& weights, const WeightSource& source) {
+  const auto quoted = [&](const std::string& name) {
+    auto it = source.file_names.find(name);
+    return "'" + (it != source.file_names.end() ? it->second : name) + "'";
+  };
   torch::NoGradGuard no_grad;
   auto targets = module.named_parameters(true);
   std::vector<std::string> missing, mismatched, unexpected;
@@ -37,21 +40,21 @@ void load_weights(torch::nn::Module& module, const TensorMap& weights, const std
     known[item.key()] = true;
     auto it = weights.find(item.key());
     if (it == weights.end()) {
-      missing.push_back("'" + item.key() + "'");
+      missing.push_back("'" + item.key() + "'");  // absent from the file: only our name exists
     } else if (it->second.sizes() != item.value().sizes()) {
-      mismatched.push_back("'" + item.key() + "' has shape " + shape_text(it->second.sizes()) + ", expected " +
+      mismatched.push_back(quoted(item.key()) + " has shape " + shape_text(it->second.sizes()) + ", expected " +
                            shape_text(item.value().sizes()));
     }
   }
   for (const auto& [name, tensor] : weights) {
-    if (!known.count(name) && !optional.count(name)) unexpected.push_back("'" + name + "'");
+    if (!known.count(name) && !source.optional.count(name)) unexpected.push_back(quoted(name));
   }
   if (!missing.empty() || !mismatched.empty() || !unexpected.empty()) {
     if (mismatched.size() == 1 && missing.empty() && unexpected.empty()) {
-      throw Error(source + ": tensor " + mismatched.front());
+      throw Error(source.file + ": tensor " + mismatched.front());
     }
     std::ostringstream message;
-    message << source << ": weights do not fit the model";
+    message << source.file << ": weights do not fit the model";
     append_names(message, "missing tensors", missing);
     append_names(message, "wrongly shaped tensors", mismatched);
     append_names(message, "unexpected tensors", unexpected);

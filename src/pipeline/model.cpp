@@ -57,7 +57,7 @@ Module build(const io::ComponentWeights& weights, const json& original_config,
   const auto config = weights.config.is_null() ? Config::infer(weights.tensors, original_config)
                                                : Config::from_json(weights.config);
   Module module(config);
-  models::load_weights(*module, weights.tensors, weights.source, optional);
+  models::load_weights(*module, weights.tensors, {weights.source, weights.file_names, optional});
   module->eval();
   return module;
 }

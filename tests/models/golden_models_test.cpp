@@ -40,7 +40,7 @@ template <typename Module, typename Config>
 Module load_component(const fs::path& model_dir, const std::string& component) {
   const auto folder = model_dir / "diffusers" / component;
   Module module(Config::from_json(read_json(folder / "config.json")));
-  load_weights(*module, read_weights(weights_file(folder)), component, ClipTextModelImpl::optional_tensors());
+  load_weights(*module, read_weights(weights_file(folder)), {component, {}, ClipTextModelImpl::optional_tensors()});
   module->eval();
   return module;
 }
@@ -123,7 +123,7 @@ TEST(LoadWeights, ReportsWrongShapeByName) {
   auto weights = read_weights(weights_file(fixtures_dir() / "tiny-sd1/diffusers/unet"));
   weights["conv_in.weight"] = at::zeros({32, 8, 3, 3});
   try {
-    load_weights(*unet, weights, "unet.safetensors");
+    load_weights(*unet, weights, {"unet.safetensors", {}, {}});
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "unet.safetensors: tensor 'conv_in.weight' has shape [32,8,3,3], expected [32,4,3,3]");
@@ -137,7 +137,7 @@ TEST(LoadWeights, ReportsMissingAndUnexpectedByName) {
   weights.erase("decoder.conv_out.bias");
   weights["decoder.extra.weight"] = at::zeros({1});
   try {
-    load_weights(*vae, weights, "vae.safetensors");
+    load_weights(*vae, weights, {"vae.safetensors", {}, {}});
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string message = e.what();

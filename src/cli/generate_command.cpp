@@ -1,0 +1,113 @@
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "image/png_file.h"
+#include "pipeline/generation.h"
+#include "util/error.h"
+
+namespace diffuse::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct GenerateOptions {
+  std::string model;
+  std::string output = "output.png";
+  std::string tokenizer;
+  std::string scheduler_config;
+  std::string timestep_spacing;
+  int batch_count = 1;
+  pipeline::GenerationParams params;
+};
+
+// Checks that need no model, so that bad input fails before seconds of loading.
+void check_before_loading(const GenerateOptions& o) {
+  for (const auto& [flag, value] : {std::pair{"--width", o.params.width}, std::pair{"--height", o.params.height}}) {
+    if (value != 0 && (value < 0 || value % 8 != 0)) {
+      throw Error(std::string(flag) + ": " + std::to_string(value) + " is not a positive multiple of 8");
+    }
+  }
+  if (o.batch_count < 1) throw Error("--batch-count: " + std::to_string(o.batch_count) + " must be at least 1");
+  sampling::validate(o.params.sampler);
+  const fs::path output(o.output);
+  if (output.extension() != ".png") throw Error("--output: '" + o.output + "' must end in .png");
+  const auto folder = output.parent_path().empty() ? fs::path(".") : output.parent_path();
+  if (!fs::is_directory(folder)) throw Error("--output: folder '" + folder.string() + "' does not exist");
+  if (!fs::exists(o.model)) throw Error("--model: '" + o.model + "' does not exist");
+}
+
+// out.png for one image; out-<seed>.png for each image of a batch.
+fs::path output_path(const fs::path& output, int batch_count, uint64_t seed) {
+  if (batch_count == 1) return output;
+  auto path = output;
+  path.replace_filename(output.stem().string() + "-" + std::to_string(seed) + output.extension().string());
+  return path;
+}
+
+void report_progress(const pipeline::Progress& p) {
+  static const bool terminal = isatty(fileno(stderr));
+  std::fprintf(stderr, "%sstep %d/%d  %.2f s/step%s", terminal ? "\r" : "", p.step, p.total, p.seconds_per_step,
+               terminal && p.step < p.total ? "" : "\n");
+  std::fflush(stderr);
+}
+
+void run_generate(GenerateOptions o) {
+  if (!o.timestep_spacing.empty()) o.params.sampler.timestep_spacing = o.timestep_spacing;
+  check_before_loading(o);
+  pipeline::LoadOptions load;
+  if (!o.tokenizer.empty()) load.tokenizer = o.tokenizer;
+  if (!o.scheduler_config.empty()) load.scheduler_config = o.scheduler_config;
+  auto model = pipeline::StableDiffusionModel::load(o.model, load);
+  auto params = pipeline::resolve(o.params, model);
+  for (int i = 0; i < o.batch_count; ++i) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto path = output_path(o.output, o.batch_count, params.seed);
+    const auto image = pipeline::text_to_image(model, params, report_progress);
+    image::write_png(path, image.pixels, {{"parameters", pipeline::a1111_parameters(params, model.name)}});
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "wrote %s (%dx%d, seed %llu) in %.1f s\n", path.c_str(), params.width, params.height,
+                 static_cast<unsigned long long>(params.seed), seconds);
+    ++params.seed;
+  }
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto options = std::make_shared<GenerateOptions>();
+  auto& p = options->params;
+  auto* command = app.add_subcommand("generate", "Make an image from a text prompt");
+  // A flag given twice takes its last value, as scripts that append overrides expect.
+  command->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  command->add_option("-m,--model", options->model, "Diffusers folder or single-file .safetensors checkpoint")
+      ->required();
+  command->add_option("-p,--prompt", p.prompt, "What the image should show")->required();
+  command->add_option("-n,--negative-prompt", p.negative_prompt, "What the image should not show");
+  command->add_option("--steps", p.sampler.steps, "Denoising steps")->capture_default_str();
+  command->add_option("--cfg-scale", p.cfg_scale, "Classifier-free guidance scale; 1 or less disables guidance")
+      ->capture_default_str();
+  command->add_option("-s,--seed", p.seed, "Seed of the random noise; a batch uses seed, seed+1, ...")
+      ->capture_default_str();
+  command->add_option("-W,--width", p.width, "Image width in pixels, a multiple of 8 (default: the model's)");
+  command->add_option("-H,--height", p.height, "Image height in pixels, a multiple of 8 (default: the model's)");
+  command->add_option("--sampler", p.sampler.sampler, "Sampler; see `diffuse samplers`")->capture_default_str();
+  command->add_option("--schedule", p.sampler.schedule, "Noise schedule: default or karras")->capture_default_str();
+  command->add_option("--timestep-spacing", options->timestep_spacing,
+                      "leading, trailing or linspace (default: the scheduler config's)");
+  command->add_option("--eta", p.sampler.eta, "DDIM eta: 0 is deterministic, 1 adds full noise each step");
+  command->add_option("--batch-count", options->batch_count, "Images to make; OUT.png becomes OUT-<seed>.png")
+      ->capture_default_str();
+  command->add_option("--tokenizer", options->tokenizer,
+                      "Tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz");
+  command->add_option("--scheduler-config", options->scheduler_config,
+                      "A diffusers scheduler_config.json to use instead of the model's");
+  command->add_option("-o,--output", options->output, "PNG file to write")->capture_default_str();
+  command->callback([options] { run_generate(*options); });
+}
+
+}  // namespace diffuse::cli

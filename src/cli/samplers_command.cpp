@@ -1,0 +1,21 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "sampling/sampling.h"
+
+namespace diffuse::cli {
+
+void add_samplers_command(CLI::App& app) {
+  auto* command = app.add_subcommand("samplers", "List the samplers and schedules");
+  command->callback([] {
+    std::printf("Samplers (--sampler):\n");
+    for (const auto& [name, description] : sampling::sampler_names()) {
+      std::printf("  %-14s %s\n", name.c_str(), description.c_str());
+    }
+    std::printf("\nSchedules (--schedule):\n");
+    std::printf("  %-14s %s\n", "default", "the model's noise schedule, spaced as its scheduler config says");
+    std::printf("  %-14s %s\n", "karras", "Karras et al. (2022) sigmas: more steps at low noise");
+  });
+}
+
+}  // namespace diffuse::cli

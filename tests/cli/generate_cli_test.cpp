@@ -1,0 +1,203 @@
+// Runs the built `diffuse` binary as a user would: the success path writes a PNG carrying its
+// parameters; every bad input exits non-zero with one message naming the culprit and writes nothing.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sys/wait.h>
+
+#include "image/png_file.h"
+#include "support/fixtures.h"
+
+namespace diffuse::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using test::fixtures_dir;
+
+struct Outcome {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+std::string quote(const std::string& arg) {
+  std::string quoted = "'";
+  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+Outcome run_diffuse(const std::vector<std::string>& args) {
+  std::string command = quote(test::diffuse_binary().string());
+  for (const auto& arg : args) command += " " + quote(arg);
+  command += " 2>&1 </dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+class GenerateCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("diffuse-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string model() const { return (fixtures_dir() / "tiny-sd1/diffusers").string(); }
+  fs::path out() const { return dir_ / "out.png"; }
+
+  // Runs `generate` with a working base command line plus `extra`, which may override it.
+  Outcome generate(std::vector<std::string> extra, const std::string& model_path = "") {
+    std::vector<std::string> args{"generate", "-m", model_path.empty() ? model() : model_path,
+                                  "-p",       "a photo of a cat",
+                                  "--steps",  "2",
+                                  "-o",       out().string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_diffuse(args);
+  }
+
+  // Non-zero exit, a message naming `culprit`, and no image.
+  void expect_rejected(const Outcome& outcome, const std::string& culprit) {
+    EXPECT_NE(outcome.exit_code, 0) << outcome.output;
+    EXPECT_NE(outcome.output.find(culprit), std::string::npos) << "message does not name '" << culprit
+                                                               << "': " << outcome.output;
+    EXPECT_TRUE(fs::is_empty(dir_)) << "output left behind after: " << outcome.output;
+  }
+
+  fs::path write_file(const std::string& name, const std::string& bytes) const {
+    std::ofstream(dir_ / name, std::ios::binary) << bytes;
+    return dir_ / name;
+  }
+
+  static std::string read_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(GenerateCli, WritesPngWithParameters) {
+  const auto outcome = generate({"-n", "blurry", "--seed", "7", "--cfg-scale", "6"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("step 2/2"), std::string::npos) << outcome.output;
+  const auto png = image::read_png(out());
+  EXPECT_EQ(png.width, 64);
+  EXPECT_EQ(png.height, 64);
+  EXPECT_EQ(png.channels, 3);
+  ASSERT_TRUE(png.text.count("parameters"));
+  EXPECT_EQ(png.text.at("parameters"),
+            "a photo of a cat\nNegative prompt: blurry\n"
+            "Steps: 2, Sampler: Euler, CFG scale: 6, Seed: 7, Size: 64x64, Model: diffusers");
+}
+
+TEST_F(GenerateCli, SingleFileWithTokenizerFlag) {
+  const auto outcome = generate({"--tokenizer", (test::shared_dir() / "clip/bpe_simple_vocab_16e6.txt.gz").string(),
+                                 "--sampler", "dpm++2m", "--schedule", "karras"},
+                                (fixtures_dir() / "tiny-sd1/tiny-sd1.safetensors").string());
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  const auto png = image::read_png(out());
+  EXPECT_NE(png.text.at("parameters").find("Sampler: DPM++ 2M Karras"), std::string::npos);
+  EXPECT_NE(png.text.at("parameters").find("Model: tiny-sd1"), std::string::npos);
+}
+
+TEST_F(GenerateCli, BatchCountWritesOneImagePerSeed) {
+  const auto outcome = generate({"--seed", "7", "--batch-count", "2"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  const auto first = image::read_png(dir_ / "out-7.png");
+  const auto second = image::read_png(dir_ / "out-8.png");
+  EXPECT_NE(first.text.at("parameters").find("Seed: 7,"), std::string::npos);
+  EXPECT_NE(second.text.at("parameters").find("Seed: 8,"), std::string::npos);
+  EXPECT_FALSE(first.pixels.equal(second.pixels));
+  EXPECT_FALSE(fs::exists(out()));
+}
+
+TEST_F(GenerateCli, SameSeedSameImage) {
+  ASSERT_EQ(generate({"--seed", "3", "-o", (dir_ / "a.png").string()}).exit_code, 0);
+  ASSERT_EQ(generate({"--seed", "3", "-o", (dir_ / "b.png").string()}).exit_code, 0);
+  EXPECT_TRUE(image::read_png(dir_ / "a.png").pixels.equal(image::read_png(dir_ / "b.png").pixels));
+}
+
+TEST_F(GenerateCli, RejectsMissingModel) {
+  expect_rejected(generate({}, "/nonexistent/model.safetensors"), "/nonexistent/model.safetensors");
+}
+
+TEST_F(GenerateCli, RejectsFolderThatIsNoModel) {
+  const auto folder = fs::temp_directory_path() / "diffuse-cli-not-a-model";
+  fs::create_directories(folder);
+  expect_rejected(generate({}, folder.string()), folder.string());
+  fs::remove_all(folder);
+}
+
+TEST_F(GenerateCli, RejectsFileThatIsNotSafetensors) {
+  const auto bogus = write_file("bogus.safetensors", "this is not a checkpoint at all");
+  const auto outcome = generate({"-o", (dir_ / "never.png").string()}, bogus.string());
+  EXPECT_NE(outcome.exit_code, 0);
+  EXPECT_NE(outcome.output.find("bogus.safetensors"), std::string::npos) << outcome.output;
+  EXPECT_FALSE(fs::exists(dir_ / "never.png"));
+}
+
+TEST_F(GenerateCli, RejectsTruncatedFile) {
+  const auto bytes = read_bytes(fixtures_dir() / "tiny-sd1/tiny-sd1.safetensors");
+  const auto truncated = write_file("truncated.safetensors", bytes.substr(0, bytes.size() / 2));
+  const auto outcome = generate({"-o", (dir_ / "never.png").string()}, truncated.string());
+  EXPECT_NE(outcome.exit_code, 0);
+  EXPECT_NE(outcome.output.find("truncated.safetensors"), std::string::npos) << outcome.output;
+  EXPECT_FALSE(fs::exists(dir_ / "never.png"));
+}
+
+TEST_F(GenerateCli, RejectsTensorWithWrongShape) {
+  // Same bytes, but one VAE tensor declared [32,128,3,3] instead of [64,64,3,3].
+  const auto bytes = read_bytes(fixtures_dir() / "tiny-sd1/tiny-sd1.safetensors");
+  uint64_t header_length = 0;
+  std::memcpy(&header_length, bytes.data(), 8);
+  auto header = nlohmann::json::parse(bytes.substr(8, header_length));
+  const std::string tensor = "first_stage_model.decoder.mid.block_1.conv1.weight";
+  ASSERT_EQ(header.at(tensor).at("shape"), nlohmann::json({64, 64, 3, 3}));
+  header[tensor]["shape"] = {32, 128, 3, 3};
+  const auto new_header = header.dump();
+  const uint64_t new_length = new_header.size();
+  std::string patched(reinterpret_cast<const char*>(&new_length), 8);
+  patched += new_header + bytes.substr(8 + header_length);
+  const auto file = write_file("reshaped.safetensors", patched);
+  // The tiny model's attention heads come from the original config beside the checkpoint.
+  fs::copy_file(fixtures_dir() / "tiny-sd1/ldm_config.json", dir_ / "ldm_config.json");
+  const auto outcome = generate({"--tokenizer", (test::shared_dir() / "clip").string(),
+                                 "-o", (dir_ / "never.png").string()}, file.string());
+  EXPECT_NE(outcome.exit_code, 0);
+  EXPECT_NE(outcome.output.find("reshaped.safetensors: tensor '" + tensor + "' has shape [32,128,3,3], expected "
+                                "[64,64,3,3]"), std::string::npos) << outcome.output;
+  EXPECT_FALSE(fs::exists(dir_ / "never.png"));
+}
+
+TEST_F(GenerateCli, RejectsUnknownSampler) {
+  expect_rejected(generate({"--sampler", "bogus"}), "unknown sampler 'bogus'; valid samplers: euler");
+}
+
+TEST_F(GenerateCli, RejectsUnknownSchedule) {
+  expect_rejected(generate({"--schedule", "bogus"}), "unknown schedule 'bogus'");
+}
+
+TEST_F(GenerateCli, RejectsWidthNotMultipleOf8) { expect_rejected(generate({"-W", "100"}), "--width: 100"); }
+
+TEST_F(GenerateCli, RejectsHeightNotMultipleOf8) { expect_rejected(generate({"-H", "63"}), "--height: 63"); }
+
+TEST_F(GenerateCli, RejectsZeroSteps) { expect_rejected(generate({"--steps", "0"}), "steps must be at least 1"); }
+
+TEST_F(GenerateCli, RejectsNonNumericSeed) { expect_rejected(generate({"--seed", "abc"}), "--seed"); }
+
+TEST_F(GenerateCli, RejectsOutputInMissingFolder) {
+  const auto outcome = generate({"-o", "/nonexistent-folder/out.png"});
+  EXPECT_NE(outcome.exit_code, 0);
+  EXPECT_NE(outcome.output.find("/nonexistent-folder"), std::string::npos) << outcome.output;
+}
+
+}  // namespace
+}  // namespace diffuse::cli
