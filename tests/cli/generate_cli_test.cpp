@@ -8,6 +8,7 @@
 
 #include "image/png_file.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 
 namespace diffuse::cli {
 namespace {
@@ -40,16 +41,8 @@ Outcome run_diffuse(const std::vector<std::string>& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-class GenerateCli : public ::testing::Test {
+class GenerateCli : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("diffuse-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string model() const { return (fixtures_dir() / "tiny-sd1/diffusers").string(); }
   fs::path out() const { return dir_ / "out.png"; }
 
@@ -80,8 +73,6 @@ class GenerateCli : public ::testing::Test {
     std::ifstream in(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
-
-  fs::path dir_;
 };
 
 TEST_F(GenerateCli, WritesPngWithParameters) {

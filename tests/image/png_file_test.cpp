@@ -1,7 +1,7 @@
+#include "support/temp_dir.h"
 #include "image/png_file.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
@@ -14,15 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class PngFileTest : public ::testing::Test {
+class PngFileTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("diffuse-png-" + std::to_string(::getpid()) + "-" + test->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::vector<std::string> files_in_dir() const {
     std::vector<std::string> files;
@@ -49,7 +42,6 @@ class PngFileTest : public ::testing::Test {
     return "";
   }
 
-  fs::path dir_;
 };
 
 at::Tensor random_pixels(int64_t height, int64_t width, int64_t channels) {

@@ -1,3 +1,4 @@
+#include "support/temp_dir.h"
 #include "io/model_files.h"
 
 #include <gtest/gtest.h>
@@ -45,15 +46,8 @@ void expect_same_weights(const ComponentWeights& single, const ComponentWeights&
   }
 }
 
-class ModelFilesTest : public ::testing::Test {
+class ModelFilesTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("diffuse-model-files-" + std::to_string(::getpid()) + "-" + test->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // The Error from loading `path`, which must name `named`.
   static std::string load_error(const fs::path& path, const std::string& named) {
@@ -67,7 +61,6 @@ class ModelFilesTest : public ::testing::Test {
     return "";
   }
 
-  fs::path dir_;
 };
 
 TEST_F(ModelFilesTest, Sd1SingleFileMatchesDiffusersFolder) {

@@ -1,7 +1,7 @@
+#include "support/temp_dir.h"
 #include "io/safetensors.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
 
@@ -13,15 +13,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class SafetensorsTest : public ::testing::Test {
+class SafetensorsTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("diffuse-safetensors-" + std::to_string(::getpid()) + "-" + test->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // A file made of the 8-byte length of `header`, `header` (space-padded to a multiple of 8, as
   // the safetensors writer does, so the data is aligned), then `data`.
@@ -50,7 +43,6 @@ class SafetensorsTest : public ::testing::Test {
     return "";
   }
 
-  fs::path dir_;
 };
 
 std::string floats(std::initializer_list<float> values) {
