@@ -6,5 +6,7 @@ namespace diffuse::cli {
 
 void add_generate_command(CLI::App& app);
 void add_samplers_command(CLI::App& app);
+// argv goes into the training record, so the record names the exact command.
+void add_train_command(CLI::App& app, int argc, char** argv);
 
 }  // namespace diffuse::cli

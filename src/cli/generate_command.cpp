@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "cli/builtin_model.h"
 #include "cli/commands.h"
 #include "image/png_file.h"
 #include "pipeline/generation.h"
@@ -57,6 +58,7 @@ void report_progress(const pipeline::Progress& p) {
 }
 
 void run_generate(GenerateOptions o) {
+  if (o.model.empty()) o.model = builtin_model_dir().string();
   if (!o.timestep_spacing.empty()) o.params.sampler.timestep_spacing = o.timestep_spacing;
   check_before_loading(o);
   pipeline::LoadOptions load;
@@ -84,8 +86,8 @@ void add_generate_command(CLI::App& app) {
   auto* command = app.add_subcommand("generate", "Make an image from a text prompt");
   // A flag given twice takes its last value, as scripts that append overrides expect.
   command->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  command->add_option("-m,--model", options->model, "Diffusers folder or single-file .safetensors checkpoint")
-      ->required();
+  command->add_option("-m,--model", options->model,
+                      "Diffusers folder or single-file .safetensors checkpoint (default: the built-in model)");
   command->add_option("-p,--prompt", p.prompt, "What the image should show")->required();
   command->add_option("-n,--negative-prompt", p.negative_prompt, "What the image should not show");
   command->add_option("--steps", p.sampler.steps, "Denoising steps")->capture_default_str();

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   diffuse::cli::add_generate_command(app);
   diffuse::cli::add_samplers_command(app);
+  diffuse::cli::add_train_command(app, argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

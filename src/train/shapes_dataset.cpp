@@ -1,0 +1,153 @@
+#include "train/shapes_dataset.h"
+
+#include <cmath>
+
+#include "util/error.h"
+
+namespace diffuse::train {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+// Radius of a shape's circumscribing circle, as a fraction of the image side.
+constexpr double kSmallRadius = 0.12;
+constexpr double kLargeRadius = 0.21;
+// Each pixel averages kSuper x kSuper samples so edges are antialiased.
+constexpr int kSuper = 3;
+
+// SplitMix64: a tiny generator whose output is fixed by its definition.
+struct SplitMix64 {
+  uint64_t state;
+  uint64_t next() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  int below(int n) { return static_cast<int>(next() % static_cast<uint64_t>(n)); }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+};
+
+bool inside_polygon(const std::vector<std::array<double, 2>>& polygon, double x, double y) {
+  bool inside = false;
+  for (size_t i = 0, j = polygon.size() - 1; i < polygon.size(); j = i++) {
+    const auto& a = polygon[i];
+    const auto& b = polygon[j];
+    if ((a[1] > y) != (b[1] > y) && x < (b[0] - a[0]) * (y - a[1]) / (b[1] - a[1]) + a[0]) inside = !inside;
+  }
+  return inside;
+}
+
+// Outline of a shape of circumradius 1 centred at the origin, y pointing down.
+std::vector<std::array<double, 2>> outline(int kind) {
+  std::vector<std::array<double, 2>> points;
+  if (kind == 2) {  // triangle, apex up; lowered so its bounding box is centred
+    for (int i = 0; i < 3; ++i) {
+      const double angle = -kPi / 2 + i * 2 * kPi / 3;
+      points.push_back({std::cos(angle), std::sin(angle) + 0.25});
+    }
+  } else if (kind == 3) {  // five-pointed star, inner radius 0.42 so it fills ~1/3 of its box
+    for (int i = 0; i < 10; ++i) {
+      const double angle = -kPi / 2 + i * kPi / 5;
+      const double r = i % 2 == 0 ? 1.0 : 0.42;
+      points.push_back({r * std::cos(angle), r * std::sin(angle) + 0.1});
+    }
+  }
+  return points;
+}
+
+bool inside_shape(int kind, const std::vector<std::array<double, 2>>& polygon, double x, double y) {
+  switch (kind) {
+    case 0: return x * x + y * y <= 0.85 * 0.85;               // circle
+    case 1: return std::abs(x) <= 0.75 && std::abs(y) <= 0.75;  // square
+    default: return inside_polygon(polygon, x, y);
+  }
+}
+
+}  // namespace
+
+const std::vector<NamedColour>& shape_colours() {
+  static const std::vector<NamedColour> colours{
+      {"red", {220, 40, 40}},    {"green", {40, 170, 60}},   {"blue", {40, 80, 220}},
+      {"yellow", {240, 210, 40}}, {"white", {240, 240, 240}}, {"black", {25, 25, 25}},
+  };
+  return colours;
+}
+
+const std::vector<std::string>& shape_kinds() {
+  static const std::vector<std::string> kinds{"circle", "square", "triangle", "star"};
+  return kinds;
+}
+
+const std::vector<std::string>& shape_positions() {
+  static const std::vector<std::string> positions{"left", "right", "top", "bottom", "centre"};
+  return positions;
+}
+
+std::array<double, 2> position_centre(int position) {
+  static const std::array<std::array<double, 2>, 5> centres{{{0.27, 0.5}, {0.73, 0.5}, {0.5, 0.27}, {0.5, 0.73}, {0.5, 0.5}}};
+  if (position < 0 || position >= 5) throw Error("shapes: position index " + std::to_string(position) + " out of range");
+  return centres[position];
+}
+
+std::string shape_caption(const ShapeSpec& spec) {
+  static const char* phrases[] = {"on the left", "on the right", "at the top", "at the bottom", "in the centre"};
+  return std::string("a ") + (spec.large ? "large " : "small ") + shape_colours().at(spec.colour).name + " " +
+         shape_kinds().at(spec.kind) + " on a " + shape_colours().at(spec.background).name + " background, " +
+         phrases[spec.position];
+}
+
+at::Tensor render_shape(const ShapeSpec& spec, int size, double dx, double dy, double scale) {
+  const auto centre = position_centre(spec.position);
+  const double cx = (centre[0] + dx) * size, cy = (centre[1] + dy) * size;
+  const double radius = (spec.large ? kLargeRadius : kSmallRadius) * scale * size;
+  const auto polygon = outline(spec.kind);
+  const auto& fg = shape_colours().at(spec.colour).rgb;
+  const auto& bg = shape_colours().at(spec.background).rgb;
+  auto pixels = at::empty({size, size, 3}, at::kByte);
+  auto* out = pixels.data_ptr<uint8_t>();
+  for (int y = 0; y < size; ++y) {
+    for (int x = 0; x < size; ++x) {
+      int hits = 0;
+      for (int sy = 0; sy < kSuper; ++sy) {
+        for (int sx = 0; sx < kSuper; ++sx) {
+          const double px = (x + (sx + 0.5) / kSuper - cx) / radius;
+          const double py = (y + (sy + 0.5) / kSuper - cy) / radius;
+          hits += inside_shape(spec.kind, polygon, px, py);
+        }
+      }
+      const double cover = static_cast<double>(hits) / (kSuper * kSuper);
+      for (int c = 0; c < 3; ++c) {
+        *out++ = static_cast<uint8_t>(std::lround(fg[c] * cover + bg[c] * (1 - cover)));
+      }
+    }
+  }
+  return pixels;
+}
+
+Dataset make_shapes_dataset(int count, int size, uint64_t seed) {
+  if (count < 1) throw Error("shapes: the dataset needs at least one image, got " + std::to_string(count));
+  if (size < 32) throw Error("shapes: image size " + std::to_string(size) + " is below 32 pixels");
+  SplitMix64 rng{seed};
+  const int colours = static_cast<int>(shape_colours().size());
+  Dataset data;
+  data.images = at::empty({count, 3, size, size});
+  for (int i = 0; i < count; ++i) {
+    ShapeSpec spec;
+    spec.kind = rng.below(static_cast<int>(shape_kinds().size()));
+    spec.colour = rng.below(colours);
+    spec.background = (spec.colour + 1 + rng.below(colours - 1)) % colours;
+    spec.position = rng.below(static_cast<int>(shape_positions().size()));
+    spec.large = rng.below(2) == 1;
+    const double dx = (rng.uniform() - 0.5) * 0.08, dy = (rng.uniform() - 0.5) * 0.08;
+    const double scale = 0.9 + rng.uniform() * 0.2;
+    const auto pixels = render_shape(spec, size, dx, dy, scale);
+    data.images[i] = pixels.permute({2, 0, 1}).to(at::kFloat) / 127.5 - 1.0;
+    data.captions.push_back(shape_caption(spec));
+  }
+  data.description = "shapes (" + std::to_string(count) + " images of " + std::to_string(size) + "x" +
+                     std::to_string(size) + ", seed " + std::to_string(seed) + ")";
+  return data;
+}
+
+}  // namespace diffuse::train

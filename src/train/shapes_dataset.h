@@ -1,0 +1,44 @@
+// The synthetic `shapes` dataset the built-in model learns from: one flat-coloured circle, square,
+// triangle or star on a background of another colour, at one of five positions, in two sizes,
+// captioned "a large red triangle on a blue background, on the left". Generated from a seed,
+// identically on every machine (no std:: distributions, whose output is implementation-defined).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "train/dataset.h"
+
+namespace diffuse::train {
+
+struct NamedColour {
+  const char* name;
+  std::array<uint8_t, 3> rgb;
+};
+
+const std::vector<NamedColour>& shape_colours();
+const std::vector<std::string>& shape_kinds();      // circle, square, triangle, star
+const std::vector<std::string>& shape_positions();  // left, right, top, bottom, centre
+// Centre of a position as fractions of the image side (x, y).
+std::array<double, 2> position_centre(int position);
+
+struct ShapeSpec {
+  int kind = 0;        // index into shape_kinds()
+  int colour = 0;      // index into shape_colours()
+  int background = 1;  // index into shape_colours(), never equal to colour
+  int position = 0;    // index into shape_positions()
+  bool large = false;
+};
+
+std::string shape_caption(const ShapeSpec& spec);
+
+// uint8 [size, size, 3]. `dx`, `dy` (fractions of the side) and `scale` jitter the placement.
+at::Tensor render_shape(const ShapeSpec& spec, int size, double dx = 0, double dy = 0, double scale = 1);
+
+// `count` random shapes (size >= 32) from `seed`, jittered by a few pixels and percent.
+Dataset make_shapes_dataset(int count, int size, uint64_t seed);
+
+}  // namespace diffuse::train

@@ -1,0 +1,115 @@
+#include "train/train_options.h"
+
+#include "util/error.h"
+
+namespace diffuse::train {
+
+#define DIFFUSE_TRAIN_FIELDS(X)                                                                              \
+  X(dataset) X(seed) X(resolution) X(shapes_count) X(vae_channels) X(vae_layers) X(latent_channels)         \
+  X(vae_steps) X(vae_batch) X(vae_lr) X(kl_weight) X(bpe_merges) X(text_hidden) X(text_layers) X(text_heads) \
+  X(max_tokens) X(unet_channels) X(unet_layers) X(unet_heads) X(unet_steps) X(unet_batch) X(unet_lr)        \
+  X(caption_dropout) X(ema_decay) X(checkpoint_every) X(command)
+
+nlohmann::json options_to_json(const TrainOptions& o) {
+  nlohmann::json json;
+#define X(name) json[#name] = o.name;
+  DIFFUSE_TRAIN_FIELDS(X)
+#undef X
+  return json;
+}
+
+TrainOptions options_from_json(const nlohmann::json& json) {
+  TrainOptions o;
+  try {
+#define X(name) \
+  if (json.contains(#name)) json.at(#name).get_to(o.name);
+    DIFFUSE_TRAIN_FIELDS(X)
+#undef X
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("training options: ") + e.what());
+  }
+  return o;
+}
+
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw Error(message);
+}
+
+// GroupNorm needs every width divisible by the group count; the widest power of two up to 32
+// that divides them all.
+int groups_for(const std::vector<int>& channels) {
+  int groups = 32;
+  for (int c : channels) {
+    while (c % groups != 0) groups /= 2;
+  }
+  return groups;
+}
+
+}  // namespace
+
+void validate(const TrainOptions& o) {
+  require(o.resolution >= 32 && o.resolution % 8 == 0, "--resolution: must be a multiple of 8, at least 32");
+  require(o.shapes_count >= 1, "--shapes-count: must be at least 1");
+  require(o.vae_channels.size() >= 2 && o.vae_channels.size() <= 4, "--vae-channels: give 2 to 4 widths");
+  require(o.resolution % (1 << (o.vae_channels.size() - 1)) == 0, "--resolution: not divisible by the VAE's downscale");
+  require(o.unet_channels.size() >= 2, "--unet-channels: give at least 2 widths");
+  for (int c : o.vae_channels) require(c >= 8 && c % 8 == 0, "--vae-channels: widths must be multiples of 8");
+  for (int c : o.unet_channels) require(c >= 32 && c % 32 == 0, "--unet-channels: widths must be multiples of 32");
+  const int latent_side = o.resolution >> (o.vae_channels.size() - 1);
+  require(latent_side % (1 << (o.unet_channels.size() - 1)) == 0,
+          "--unet-channels: too many levels for a " + std::to_string(latent_side) + "-pixel latent");
+  require(o.unet_channels.front() % o.unet_heads == 0, "--unet-heads: must divide every UNet width");
+  require(o.text_hidden % o.text_heads == 0, "--text-heads: must divide --text-hidden");
+  require(o.max_tokens >= 4, "--max-tokens: must be at least 4");
+  require(o.latent_channels >= 1, "--latent-channels: must be at least 1");
+  for (auto [flag, value] : {std::pair{"--vae-steps", o.vae_steps}, std::pair{"--unet-steps", o.unet_steps},
+                             std::pair{"--vae-batch", o.vae_batch}, std::pair{"--unet-batch", o.unet_batch},
+                             std::pair{"--vae-layers", o.vae_layers}, std::pair{"--unet-layers", o.unet_layers},
+                             std::pair{"--text-layers", o.text_layers}, std::pair{"--checkpoint-every", o.checkpoint_every}}) {
+    require(value >= 1, std::string(flag) + ": must be at least 1");
+  }
+  require(o.vae_lr > 0 && o.unet_lr > 0, "--vae-lr/--unet-lr: must be positive");
+  require(o.caption_dropout >= 0 && o.caption_dropout < 1, "--caption-dropout: must be in [0, 1)");
+  require(o.ema_decay >= 0 && o.ema_decay < 1, "--ema-decay: must be in [0, 1)");
+}
+
+models::VaeConfig vae_config(const TrainOptions& o) {
+  models::VaeConfig c;
+  c.latent_channels = o.latent_channels;
+  c.block_out_channels = o.vae_channels;
+  c.layers_per_block = o.vae_layers;
+  c.norm_num_groups = groups_for(o.vae_channels);
+  c.sample_size = o.resolution;
+  c.scaling_factor = 1.0;  // measured on the data after stage 1
+  return c;
+}
+
+models::TextEncoderConfig text_encoder_config(const TrainOptions& o, int vocab_size) {
+  models::TextEncoderConfig c;
+  c.vocab_size = vocab_size;
+  c.hidden_size = o.text_hidden;
+  c.intermediate_size = 4 * o.text_hidden;
+  c.num_layers = o.text_layers;
+  c.num_heads = o.text_heads;
+  c.max_positions = o.max_tokens;
+  return c;
+}
+
+models::UNetConfig unet_config(const TrainOptions& o) {
+  models::UNetConfig c;
+  c.in_channels = c.out_channels = o.latent_channels;
+  c.block_out_channels = o.unet_channels;
+  const size_t levels = o.unet_channels.size();
+  c.cross_attention.assign(levels, true);
+  c.num_heads.assign(levels, o.unet_heads);
+  c.transformer_layers.assign(levels, 1);
+  c.layers_per_block = o.unet_layers;
+  c.cross_attention_dim = o.text_hidden;
+  c.norm_num_groups = groups_for(o.unet_channels);
+  c.sample_size = o.resolution >> (o.vae_channels.size() - 1);
+  return c;
+}
+
+}  // namespace diffuse::train
