@@ -8,5 +8,8 @@ void add_generate_command(CLI::App& app);
 void add_samplers_command(CLI::App& app);
 // argv goes into the training record, so the record names the exact command.
 void add_train_command(CLI::App& app, int argc, char** argv);
+void add_inspect_command(CLI::App& app);
+void add_tokens_command(CLI::App& app);
+void add_image_numbers_command(CLI::App& app);
 
 }  // namespace diffuse::cli

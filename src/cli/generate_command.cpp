@@ -6,6 +6,7 @@
 
 #include "cli/builtin_model.h"
 #include "cli/commands.h"
+#include "explain/step_previews.h"
 #include "image/png_file.h"
 #include "pipeline/generation.h"
 #include "util/error.h"
@@ -23,6 +24,8 @@ struct GenerateOptions {
   std::string scheduler_config;
   std::string timestep_spacing;
   int batch_count = 1;
+  std::string save_steps;  // folder for per-step previews; empty: none
+  std::string preview = "linear";
   pipeline::GenerationParams params;
 };
 
@@ -40,6 +43,7 @@ void check_before_loading(const GenerateOptions& o) {
   const auto folder = output.parent_path().empty() ? fs::path(".") : output.parent_path();
   if (!fs::is_directory(folder)) throw Error("--output: folder '" + folder.string() + "' does not exist");
   if (!fs::exists(o.model)) throw Error("--model: '" + o.model + "' does not exist");
+  explain::preview_mode_from_name(o.preview);
 }
 
 // out.png for one image; out-<seed>.png for each image of a batch.
@@ -69,7 +73,17 @@ void run_generate(GenerateOptions o) {
   for (int i = 0; i < o.batch_count; ++i) {
     const auto started = std::chrono::steady_clock::now();
     const auto path = output_path(o.output, o.batch_count, params.seed);
-    const auto image = pipeline::text_to_image(model, params, report_progress);
+    // A batch keeps each image's steps apart: DIR/seed-<seed>.
+    std::optional<explain::StepPreviewWriter> steps;
+    if (!o.save_steps.empty()) {
+      const auto folder = o.batch_count == 1 ? fs::path(o.save_steps)
+                                             : fs::path(o.save_steps) / ("seed-" + std::to_string(params.seed));
+      steps.emplace(model, folder, explain::preview_mode_from_name(o.preview));
+    }
+    pipeline::StepObserver observe;
+    if (steps) observe = [&steps](const pipeline::StepLatents& step) { steps->on_step(step); };
+    const auto image = pipeline::text_to_image(model, params, report_progress, observe);
+    if (steps) std::fprintf(stderr, "wrote steps to %s\n", steps->finish().sheet.parent_path().c_str());
     image::write_png(path, image.pixels, {{"parameters", pipeline::a1111_parameters(params, model.name)}});
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     std::fprintf(stderr, "wrote %s (%dx%d, seed %llu) in %.1f s\n", path.c_str(), params.width, params.height,
@@ -108,6 +122,10 @@ void add_generate_command(CLI::App& app) {
                       "Tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz");
   command->add_option("--scheduler-config", options->scheduler_config,
                       "A diffusers scheduler_config.json to use instead of the model's");
+  command->add_option("--save-steps", options->save_steps,
+                      "Folder for a picture of every step (noisy latents and predicted x0), a sheet and an animation");
+  command->add_option("--preview", options->preview, "How --save-steps pictures latents: linear (fast) or vae")
+      ->capture_default_str();
   command->add_option("-o,--output", options->output, "PNG file to write")->capture_default_str();
   command->callback([options] { run_generate(*options); });
 }

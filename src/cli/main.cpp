@@ -10,6 +10,9 @@ int main(int argc, char** argv) {
   diffuse::cli::add_generate_command(app);
   diffuse::cli::add_samplers_command(app);
   diffuse::cli::add_train_command(app, argc, argv);
+  diffuse::cli::add_inspect_command(app);
+  diffuse::cli::add_tokens_command(app);
+  diffuse::cli::add_image_numbers_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -58,7 +58,7 @@ GenerationParams resolve(const GenerationParams& params, const StableDiffusionMo
 }
 
 GeneratedImage text_to_image(StableDiffusionModel& model, const GenerationParams& params,
-                             const ProgressCallback& progress) {
+                             const ProgressCallback& progress, const StepObserver& observer) {
   torch::NoGradGuard no_grad;
   // diffusers skips the unconditional pass when guidance cannot change the prediction.
   const bool guided = params.cfg_scale > 1.0;
@@ -81,6 +81,7 @@ GeneratedImage text_to_image(StableDiffusionModel& model, const GenerationParams
     const double seconds = std::chrono::duration<double>(now - last).count();
     last = now;
     if (progress) progress({info.step + 1, info.total, seconds});
+    if (observer) observer({info.step + 1, info.total, info.latents, info.denoised});
   };
 
   GeneratedImage result;

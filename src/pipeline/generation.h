@@ -33,6 +33,16 @@ struct Progress {
 };
 using ProgressCallback = std::function<void(const Progress&)>;
 
+// What the sampler holds after each step, for tools that show the denoising (explain/): the noisy
+// latents and the model's predicted clean latents (x0), both in the sampler's scaled latent space.
+struct StepLatents {
+  int step;  // 1-based
+  int total;
+  const at::Tensor& latents;
+  const at::Tensor& denoised;
+};
+using StepObserver = std::function<void(const StepLatents&)>;
+
 struct GeneratedImage {
   at::Tensor latents;  // [1, C, h, w], what the VAE decoded (before 1/scaling_factor)
   at::Tensor pixels;   // uint8 [H, W, 3]
@@ -41,7 +51,7 @@ struct GeneratedImage {
 // `params` must be resolved. Every random draw comes from one torch CPU generator seeded with
 // params.seed, in diffusers' order, so a seed reproduces the reference image.
 GeneratedImage text_to_image(StableDiffusionModel& model, const GenerationParams& params,
-                             const ProgressCallback& progress = {});
+                             const ProgressCallback& progress = {}, const StepObserver& observer = {});
 
 // The "parameters" text AUTOMATIC1111's web UI stores in its PNGs, which many tools read back.
 std::string a1111_parameters(const GenerationParams& params, const std::string& model_name);
