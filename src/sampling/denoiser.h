@@ -3,6 +3,8 @@
 // are two forms; each keeps the operation order of the diffusers schedulers that use it, so results
 // agree to the last bit where the arithmetic allows.
 #pragma once
+#include <vector>
+
 #include <ATen/ATen.h>
 
 #include "sampling/sampling.h"
@@ -20,5 +22,28 @@ at::Tensor denoised_from_alpha_sigma(Prediction prediction, const at::Tensor& mo
                                      const at::Tensor& x, float alpha, float sigma);
 at::Tensor noise_from_alpha_sigma(Prediction prediction, const at::Tensor& model_output,
                                   const at::Tensor& x, float alpha, float sigma);
+
+// One k-diffusion sigma in the variance preserving quantities the DPM-Solver family steps with,
+// each float32 as diffusers' _sigma_to_alpha_sigma_t computes it.
+struct VpLevel {
+  float alpha;   // 1 / sqrt(sigma^2 + 1)
+  float sigma;   // sigma * alpha, the VP noise scale
+  float lambda;  // log(alpha) - log(sigma): half the log-SNR; +inf at sigma 0
+};
+VpLevel vp_level(double k_sigma);
+
+// k-diffusion's discrete denoiser (DiscreteEpsDDPMDenoiser / DiscreteVDDPMDenoiser): x0 predicted at
+// any sigma, the model called at the fractional timestep whose interpolated log-sigma is log(sigma).
+// For samplers with no diffusers twin that evaluate between the schedule's sigmas.
+class SigmaDenoiser {
+ public:
+  SigmaDenoiser(const ModelFn& model, const SchedulerConfig& config);
+  at::Tensor operator()(const at::Tensor& x, double sigma) const;
+
+ private:
+  const ModelFn& model_;
+  Prediction prediction_;
+  std::vector<float> log_sigmas_;
+};
 
 }  // namespace diffuse::sampling

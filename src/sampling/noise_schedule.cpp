@@ -21,6 +21,15 @@ Spacing resolve_spacing(const SchedulerConfig& config, const SamplerOptions& opt
   return class_default;
 }
 
+SigmaSchedule resolve_sigma_schedule(const SchedulerConfig& config, const SamplerOptions& options) {
+  const auto& name = options.schedule;
+  if (name == "karras") return SigmaSchedule::Karras;
+  if (name == "exponential") return SigmaSchedule::Exponential;
+  if (name == "sgm_uniform") return SigmaSchedule::SgmUniform;
+  if (name != "default") throw Error("unknown schedule '" + name + "'");
+  return config.use_karras_sigmas ? SigmaSchedule::Karras : SigmaSchedule::Default;
+}
+
 namespace {
 
 // diffusers' betas_for_alpha_bar (Glide cosine), computed in float64 then stored as float32.
@@ -166,6 +175,44 @@ double sigma_to_t(double sigma, const std::vector<float>& log_sigmas) {
   return (1 - w) * static_cast<double>(low) + w * static_cast<double>(high);
 }
 
+double t_to_sigma(double t, const std::vector<float>& log_sigmas) {
+  const double last = static_cast<double>(log_sigmas.size() - 1);
+  const double clamped = std::clamp(t, 0.0, last);
+  const auto low = static_cast<size_t>(std::floor(clamped));
+  const auto high = static_cast<size_t>(std::ceil(clamped));
+  const double w = clamped - static_cast<double>(low);
+  return std::exp((1 - w) * static_cast<double>(log_sigmas[low]) + w * static_cast<double>(log_sigmas[high]));
+}
+
+RespacedSigmas respace_sigmas(SigmaSchedule schedule, double sigma_min, double sigma_max, int count,
+                              const std::vector<float>& log_sigmas) {
+  RespacedSigmas result;
+  switch (schedule) {
+    case SigmaSchedule::Default:
+      throw Error("respace_sigmas: the default schedule is not a respacing");
+    case SigmaSchedule::Karras:
+      result.sigmas = karras_sigmas(sigma_min, sigma_max, count);
+      break;
+    case SigmaSchedule::Exponential:
+      for (const double log_sigma : np_linspace(std::log(sigma_max), std::log(sigma_min), count)) {
+        result.sigmas.push_back(std::exp(log_sigma));
+      }
+      break;
+    case SigmaSchedule::SgmUniform: {
+      // Uniform in timestep from sigma_max's down towards sigma_min's; the last point is dropped,
+      // as the schedule then goes to 0 (SGM's "uniform" discretisation).
+      const auto points = np_linspace(sigma_to_t(sigma_max, log_sigmas), sigma_to_t(sigma_min, log_sigmas), count + 1);
+      for (int i = 0; i < count; ++i) {
+        result.timesteps.push_back(points[i]);
+        result.sigmas.push_back(t_to_sigma(points[i], log_sigmas));
+      }
+      return result;
+    }
+  }
+  for (const double sigma : result.sigmas) result.timesteps.push_back(sigma_to_t(sigma, log_sigmas));
+  return result;
+}
+
 std::vector<double> spaced_timesteps(int num_train_timesteps, Spacing spacing, int steps_offset,
                                      int steps, bool round_linspace) {
   std::vector<double> timesteps;
@@ -206,17 +253,16 @@ std::vector<double> with_final_zero_as_float32(const std::vector<double>& sigmas
 
 }  // namespace
 
-Schedule discrete_sigma_schedule(const SchedulerConfig& config, Spacing spacing, bool karras,
-                                 int steps) {
+Schedule discrete_sigma_schedule(const SchedulerConfig& config, Spacing spacing,
+                                 SigmaSchedule sigma_schedule, int steps) {
   const auto train_sigmas = training_sigmas(alphas_cumprod(config, /*sigma_safe=*/true));
   auto timesteps =
       spaced_timesteps(config.num_train_timesteps, spacing, config.steps_offset, steps, false);
   auto sigmas = interp_on_index(timesteps, train_sigmas);
-  if (karras) {
-    sigmas = karras_sigmas(sigmas.back(), sigmas.front(), steps);
-    const auto log_sigmas = log_of(train_sigmas);
-    timesteps.clear();
-    for (const double sigma : sigmas) timesteps.push_back(sigma_to_t(sigma, log_sigmas));
+  if (sigma_schedule != SigmaSchedule::Default) {
+    auto respaced = respace_sigmas(sigma_schedule, sigmas.back(), sigmas.front(), steps, log_of(train_sigmas));
+    sigmas = std::move(respaced.sigmas);
+    timesteps = std::move(respaced.timesteps);
   }
   Schedule schedule;
   // The model sees float32 timesteps (diffusers' Euler stores them so; the UNet embeds in float32).
@@ -232,7 +278,8 @@ Schedule discrete_sigma_schedule(const SchedulerConfig& config, Spacing spacing,
   return schedule;
 }
 
-Schedule dpm_solver_schedule(const SchedulerConfig& config, Spacing spacing, bool karras, int steps) {
+Schedule dpm_solver_schedule(const SchedulerConfig& config, Spacing spacing,
+                             SigmaSchedule sigma_schedule, int steps, bool final_sigma_min) {
   const int train_steps = config.num_train_timesteps;
   // lambda_min_clipped defaults to -inf, so no timestep is clipped off the top.
   const int last_timestep = train_steps;
@@ -255,17 +302,23 @@ Schedule dpm_solver_schedule(const SchedulerConfig& config, Spacing spacing, boo
 
   const auto train_sigmas = training_sigmas(alphas_cumprod(config, /*sigma_safe=*/true));
   std::vector<double> sigmas;
-  if (karras) {
-    sigmas = karras_sigmas(train_sigmas.front(), train_sigmas.back(), steps);
-    const auto log_sigmas = log_of(train_sigmas);
+  if (sigma_schedule != SigmaSchedule::Default) {
+    auto respaced = respace_sigmas(sigma_schedule, train_sigmas.front(), train_sigmas.back(), steps,
+                                   log_of(train_sigmas));
+    sigmas = std::move(respaced.sigmas);
     timesteps.clear();
-    for (const double sigma : sigmas) timesteps.push_back(np_round(sigma_to_t(sigma, log_sigmas)));
+    for (const double t : respaced.timesteps) timesteps.push_back(np_round(t));
   } else {
     sigmas = interp_on_index(timesteps, train_sigmas);
   }
   Schedule schedule;
   schedule.timesteps = timesteps;
   schedule.sigmas = with_final_zero_as_float32(sigmas);
+  if (final_sigma_min) {
+    // diffusers computes sqrt((1 - a0) / a0) in float32; a respaced schedule ends at that already.
+    schedule.sigmas.back() = sigma_schedule != SigmaSchedule::Default ? schedule.sigmas[steps - 1]
+                                                                       : static_cast<double>(train_sigmas.front());
+  }
   schedule.init_noise_sigma = 1.0;
   return schedule;
 }

@@ -15,6 +15,13 @@ namespace diffuse::sampling {
 
 enum class Spacing { Leading, Trailing, Linspace };
 
+// How the sampler's sigmas are placed between the trained schedule's ends (--schedule).
+// Default keeps the spaced training timesteps; the others respace the sigmas themselves.
+enum class SigmaSchedule { Default, Karras, Exponential, SgmUniform };
+
+// The schedule in force: the option, or under "default" the config's use_karras_sigmas.
+SigmaSchedule resolve_sigma_schedule(const SchedulerConfig& config, const SamplerOptions& options);
+
 // Throws diffuse::Error naming `what` (the option or field the name came from).
 Spacing parse_spacing(const std::string& name, const std::string& what);
 
@@ -44,6 +51,19 @@ std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int count)
 
 // diffusers' _sigma_to_t: the fractional timestep whose log-sigma interpolates to log(sigma).
 double sigma_to_t(double sigma, const std::vector<float>& log_sigmas);
+// k-diffusion's t_to_sigma, its inverse: log-sigma interpolated at a fractional timestep.
+double t_to_sigma(double t, const std::vector<float>& log_sigmas);
+
+// `count` sigmas from sigma_max down to sigma_min placed by a non-default schedule, with the
+// fractional timestep of each: karras (rho 7), exponential (uniform in log sigma, as k-diffusion's
+// get_sigmas_exponential and diffusers' use_exponential_sigmas), sgm_uniform (uniform in timestep
+// over steps+1 points without the last, as SGM's and ComfyUI's sgm_uniform).
+struct RespacedSigmas {
+  std::vector<double> sigmas;
+  std::vector<double> timesteps;
+};
+RespacedSigmas respace_sigmas(SigmaSchedule schedule, double sigma_min, double sigma_max, int count,
+                              const std::vector<float>& log_sigmas);
 
 // Evenly spaced training timesteps, largest first, as DDIM and the Euler family space them.
 // `round_linspace`: DDIM rounds linspace spacing to integers; the Euler family keeps it fractional.
@@ -51,12 +71,14 @@ std::vector<double> spaced_timesteps(int num_train_timesteps, Spacing spacing, i
                                      int steps, bool round_linspace);
 
 // The Euler family (euler, euler_a, lms, heun before its doubling): sigmas interpolated at the
-// spaced timesteps; with karras, karras sigmas between those ends and timesteps from sigma_to_t.
-Schedule discrete_sigma_schedule(const SchedulerConfig& config, Spacing spacing, bool karras,
-                                 int steps);
+// spaced timesteps; other schedules respace between those ends, timesteps from sigma_to_t.
+Schedule discrete_sigma_schedule(const SchedulerConfig& config, Spacing spacing,
+                                 SigmaSchedule sigma_schedule, int steps);
 
-// The DPM-Solver family: spacing over steps+1 points without the last; karras sigmas span the
-// whole training range and their timesteps are rounded. Final sigma 0, init_noise_sigma 1.
-Schedule dpm_solver_schedule(const SchedulerConfig& config, Spacing spacing, bool karras, int steps);
+// The DPM-Solver family: spacing over steps+1 points without the last; other schedules span the
+// whole training range and their timesteps are rounded. init_noise_sigma 1. The final sigma is 0,
+// or with `final_sigma_min` (UniPC, DEIS) the smallest trained sigma (the last respaced one).
+Schedule dpm_solver_schedule(const SchedulerConfig& config, Spacing spacing,
+                             SigmaSchedule sigma_schedule, int steps, bool final_sigma_min = false);
 
 }  // namespace diffuse::sampling

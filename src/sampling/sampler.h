@@ -33,15 +33,14 @@ class Sampler {
   virtual std::string name() const = 0;
   virtual std::string description() const = 0;
   virtual bool uses_eta() const { return false; }
-  virtual bool offers_karras() const { return true; }
+  // Whether --schedule may respace the sigmas (karras, exponential, sgm_uniform). Samplers that
+  // step on integer training timesteps (ddim, plms, lcm) cannot.
+  virtual bool offers_schedules() const { return true; }
   // diffusers' set_timesteps for the scheduler class this sampler reproduces.
   virtual Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const = 0;
   // Runs every step from `x` (noise already scaled by init_noise_sigma); returns the final latents.
   virtual at::Tensor run(const RunContext& context, at::Tensor x) const = 0;
 };
-
-// Karras sigmas when asked for by name, or by the config under schedule "default".
-bool wants_karras(const SchedulerConfig& config, const SamplerOptions& options);
 
 const std::vector<std::unique_ptr<Sampler>>& all_samplers();
 const Sampler& find_sampler(const std::string& name);  // throws diffuse::Error listing valid names
@@ -53,5 +52,14 @@ std::unique_ptr<Sampler> make_lms_sampler();
 std::unique_ptr<Sampler> make_ddim_sampler();
 std::unique_ptr<Sampler> make_dpmpp_2m_sampler();
 std::unique_ptr<Sampler> make_dpmpp_2m_sde_sampler();
+std::unique_ptr<Sampler> make_dpm2_sampler();
+std::unique_ptr<Sampler> make_dpm2_ancestral_sampler();
+std::unique_ptr<Sampler> make_plms_sampler();
+std::unique_ptr<Sampler> make_dpmpp_2s_sampler();
+std::unique_ptr<Sampler> make_dpmpp_2s_ancestral_sampler();
+std::unique_ptr<Sampler> make_dpmpp_sde_sampler();
+std::unique_ptr<Sampler> make_unipc_sampler();
+std::unique_ptr<Sampler> make_deis_sampler();
+std::unique_ptr<Sampler> make_lcm_sampler();
 
 }  // namespace diffuse::sampling

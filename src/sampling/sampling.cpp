@@ -14,7 +14,20 @@ std::string joined_names() {
   return names;
 }
 
-bool uses_karras_schedule(const SamplerOptions& options) { return options.schedule == "karras"; }
+std::string joined(const std::vector<std::pair<std::string, std::string>>& named) {
+  std::string names;
+  for (const auto& [name, description] : named) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
+// The config the sampler runs with: --prediction overrides the model's prediction type.
+SchedulerConfig effective_config(const SchedulerConfig& config, const SamplerOptions& options) {
+  SchedulerConfig effective = config;
+  if (options.prediction) {
+    effective.prediction = *options.prediction == "v_prediction" ? Prediction::VPrediction : Prediction::Epsilon;
+  }
+  return effective;
+}
 
 }  // namespace
 
@@ -30,6 +43,15 @@ const std::vector<std::unique_ptr<Sampler>>& all_samplers() {
     list.push_back(make_ddim_sampler());
     list.push_back(make_dpmpp_2m_sampler());
     list.push_back(make_dpmpp_2m_sde_sampler());
+    list.push_back(make_dpm2_sampler());
+    list.push_back(make_dpm2_ancestral_sampler());
+    list.push_back(make_plms_sampler());
+    list.push_back(make_dpmpp_2s_sampler());
+    list.push_back(make_dpmpp_2s_ancestral_sampler());
+    list.push_back(make_dpmpp_sde_sampler());
+    list.push_back(make_unipc_sampler());
+    list.push_back(make_deis_sampler());
+    list.push_back(make_lcm_sampler());
     return list;
   }();
   return samplers;
@@ -40,10 +62,6 @@ const Sampler& find_sampler(const std::string& name) {
     if (sampler->name() == name) return *sampler;
   }
   throw Error("unknown sampler '" + name + "'; valid samplers: " + joined_names());
-}
-
-bool wants_karras(const SchedulerConfig& config, const SamplerOptions& options) {
-  return uses_karras_schedule(options) || (options.schedule == "default" && config.use_karras_sigmas);
 }
 
 at::Tensor RunContext::draw_noise(const at::Tensor& like) const {
@@ -57,12 +75,17 @@ void RunContext::report(int step, const at::Tensor& latents, const at::Tensor& d
 
 void validate(const SamplerOptions& options) {
   const Sampler& sampler = find_sampler(options.sampler);
-  if (options.schedule != "default" && options.schedule != "karras") {
-    throw Error("unknown schedule '" + options.schedule + "'; valid schedules: default, karras");
+  bool known_schedule = false;
+  for (const auto& [name, description] : schedule_names()) known_schedule |= name == options.schedule;
+  if (!known_schedule) {
+    throw Error("unknown schedule '" + options.schedule + "'; valid schedules: " + joined(schedule_names()));
   }
-  if (uses_karras_schedule(options) && !sampler.offers_karras()) {
-    throw Error("schedule 'karras' is not available for sampler '" + options.sampler +
+  if (options.schedule != "default" && !sampler.offers_schedules()) {
+    throw Error("schedule '" + options.schedule + "' is not available for sampler '" + options.sampler +
                 "'; use schedule 'default'");
+  }
+  if (options.prediction && *options.prediction != "epsilon" && *options.prediction != "v_prediction") {
+    throw Error("unknown prediction '" + *options.prediction + "'; valid predictions: epsilon, v_prediction");
   }
   if (options.timestep_spacing) {
     const auto& spacing = *options.timestep_spacing;
@@ -93,16 +116,17 @@ Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& opti
     throw Error("steps must be below num_train_timesteps (" +
                 std::to_string(config.num_train_timesteps) + "), got " + std::to_string(options.steps));
   }
-  return find_sampler(options.sampler).make_schedule(config, options);
+  return find_sampler(options.sampler).make_schedule(effective_config(config, options), options);
 }
 
 at::Tensor sample(const ModelFn& model, const SchedulerConfig& config, const SamplerOptions& options,
                   const at::Tensor& noise, at::Generator& generator, const StepCallback& callback) {
-  const Schedule schedule = make_schedule(config, options);
+  const SchedulerConfig effective = effective_config(config, options);
+  const Schedule schedule = make_schedule(effective, options);
   if (noise.scalar_type() != at::kFloat) {
     throw Error("sampling: initial noise must be float32, got " + std::string(at::toString(noise.scalar_type())));
   }
-  const RunContext context{model, config, options, schedule, generator, callback};
+  const RunContext context{model, effective, options, schedule, generator, callback};
   // float32 multiply, as diffusers' `latents * scheduler.init_noise_sigma`.
   const at::Tensor x = schedule.init_noise_sigma == 1.0
                            ? noise.clone()
@@ -114,6 +138,13 @@ std::vector<std::pair<std::string, std::string>> sampler_names() {
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& sampler : all_samplers()) names.emplace_back(sampler->name(), sampler->description());
   return names;
+}
+
+std::vector<std::pair<std::string, std::string>> schedule_names() {
+  return {{"default", "the model's noise schedule, spaced as its scheduler config says"},
+          {"karras", "Karras et al. (2022) sigmas, rho 7: more steps at low noise"},
+          {"exponential", "sigmas evenly spaced in log sigma"},
+          {"sgm_uniform", "timesteps evenly spaced from the top of the schedule, as SGM and ComfyUI"}};
 }
 
 }  // namespace diffuse::sampling

@@ -48,8 +48,9 @@ using ModelFn = std::function<at::Tensor(const at::Tensor& model_input, double t
 
 struct SamplerOptions {
   std::string sampler = "euler";
-  std::string schedule = "default";              // default | karras
+  std::string schedule = "default";              // default | karras | exponential | sgm_uniform
   std::optional<std::string> timestep_spacing;   // overrides the config: leading | trailing | linspace
+  std::optional<std::string> prediction;         // overrides the config: epsilon | v_prediction
   double eta = 0;                                // ddim only
   int steps = 20;
 };
@@ -71,8 +72,9 @@ struct Schedule {
   double init_noise_sigma = 1.0;  // the sampler's starting latents are noise * init_noise_sigma
 };
 
-// Unknown sampler/schedule/spacing, steps < 1, eta < 0, eta with a sampler that ignores it, and
-// karras with a sampler that has no sigmas -> diffuse::Error naming the option and the valid values.
+// Unknown sampler/schedule/spacing/prediction, steps < 1, eta < 0, eta with a sampler that ignores
+// it, and a respacing schedule with a sampler that steps on training timesteps -> diffuse::Error
+// naming the option and the valid values.
 void validate(const SamplerOptions& options);
 
 Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options);
@@ -86,5 +88,7 @@ at::Tensor sample(const ModelFn& model, const SchedulerConfig& config, const Sam
 
 // Every sampler: name and a one-line description, in the order the CLI should list them.
 std::vector<std::pair<std::string, std::string>> sampler_names();
+// Every --schedule value with a one-line description, likewise.
+std::vector<std::pair<std::string, std::string>> schedule_names();
 
 }  // namespace diffuse::sampling

@@ -29,7 +29,8 @@ TEST(SamplerValidate, AcceptsTheDefaultsAndEverySampler) {
 TEST(SamplerValidate, NamesTheRequiredSamplers) {
   std::vector<std::string> names;
   for (const auto& [name, description] : sampler_names()) names.push_back(name);
-  for (const auto* required : {"euler", "euler_a", "ddim", "dpm++2m", "dpm++2m_sde", "lms", "heun"}) {
+  for (const auto* required : {"euler", "euler_a", "ddim", "dpm++2m", "dpm++2m_sde", "lms", "heun", "dpm2", "dpm2_a",
+                               "plms", "dpm++2s", "dpm++2s_a", "dpm++sde", "unipc", "deis", "lcm"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), required), names.end()) << required;
   }
 }
@@ -38,13 +39,14 @@ TEST(SamplerValidate, UnknownSamplerListsTheValidOnes) {
   SamplerOptions options;
   options.sampler = "foo";
   EXPECT_EQ(error_of(options),
-            "unknown sampler 'foo'; valid samplers: euler, euler_a, heun, lms, ddim, dpm++2m, dpm++2m_sde");
+            "unknown sampler 'foo'; valid samplers: euler, euler_a, heun, lms, ddim, dpm++2m, dpm++2m_sde, dpm2, "
+            "dpm2_a, plms, dpm++2s, dpm++2s_a, dpm++sde, unipc, deis, lcm");
 }
 
 TEST(SamplerValidate, UnknownScheduleAndSpacing) {
   SamplerOptions options;
-  options.schedule = "exponential";
-  EXPECT_EQ(error_of(options), "unknown schedule 'exponential'; valid schedules: default, karras");
+  options.schedule = "cosine";
+  EXPECT_EQ(error_of(options), "unknown schedule 'cosine'; valid schedules: default, karras, exponential, sgm_uniform");
   options = {};
   options.timestep_spacing = "uniform";
   EXPECT_EQ(error_of(options),
@@ -71,6 +73,30 @@ TEST(SamplerValidate, KarrasOnlyWhereTheSchedulerHasIt) {
   EXPECT_EQ(error_of(options), "schedule 'karras' is not available for sampler 'ddim'; use schedule 'default'");
   options.sampler = "dpm++2m";
   EXPECT_EQ(error_of(options), "");
+}
+
+TEST(SamplerValidate, RespacingSchedulesOnlyForSigmaSamplers) {
+  for (const auto* schedule : {"karras", "exponential", "sgm_uniform"}) {
+    for (const auto* sampler : {"ddim", "plms", "lcm"}) {
+      SamplerOptions options;
+      options.sampler = sampler;
+      options.schedule = schedule;
+      EXPECT_EQ(error_of(options), std::string("schedule '") + schedule + "' is not available for sampler '" +
+                                       sampler + "'; use schedule 'default'");
+    }
+    SamplerOptions options;
+    options.sampler = "dpm2";
+    options.schedule = schedule;
+    EXPECT_EQ(error_of(options), "");
+  }
+}
+
+TEST(SamplerValidate, PredictionOverride) {
+  SamplerOptions options;
+  options.prediction = "v_prediction";
+  EXPECT_EQ(error_of(options), "");
+  options.prediction = "sample";
+  EXPECT_EQ(error_of(options), "unknown prediction 'sample'; valid predictions: epsilon, v_prediction");
 }
 
 TEST(SamplerValidate, TooManyStepsForTheTrainingSchedule) {

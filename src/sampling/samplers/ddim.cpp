@@ -20,7 +20,7 @@ class DdimSampler final : public Sampler {
     return "DDIM; deterministic at eta 0, adds noise for eta > 0";
   }
   bool uses_eta() const override { return true; }
-  bool offers_karras() const override { return false; }
+  bool offers_schedules() const override { return false; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     Schedule schedule;

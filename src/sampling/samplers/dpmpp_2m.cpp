@@ -16,19 +16,8 @@ namespace diffuse::sampling {
 
 namespace {
 
-// One sigma of the schedule in the quantities the solver needs, all float32 like diffusers.
-struct NoiseLevel {
-  float alpha;   // 1 / sqrt(sigma^2 + 1)
-  float sigma;   // sigma * alpha, the VP noise scale
-  float lambda;  // log(alpha) - log(sigma): half the log-SNR; +inf at sigma 0
-};
-
-NoiseLevel level_at(double k_sigma) {
-  const auto s = static_cast<float>(k_sigma);
-  const float alpha = 1.0f / std::sqrt(s * s + 1.0f);
-  const float sigma = s * alpha;
-  return {alpha, sigma, std::log(alpha) - std::log(sigma)};
-}
+using NoiseLevel = VpLevel;
+NoiseLevel level_at(double k_sigma) { return vp_level(k_sigma); }
 
 class DpmSolverPlusPlus2M final : public Sampler {
  public:
@@ -42,7 +31,7 @@ class DpmSolverPlusPlus2M final : public Sampler {
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     return dpm_solver_schedule(config, resolve_spacing(config, options, Spacing::Linspace),
-                               wants_karras(config, options), options.steps);
+                               resolve_sigma_schedule(config, options), options.steps);
   }
 
   at::Tensor run(const RunContext& context, at::Tensor x) const override {

@@ -16,7 +16,7 @@ class EulerSampler final : public Sampler {
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     return discrete_sigma_schedule(config, resolve_spacing(config, options, Spacing::Linspace),
-                                   wants_karras(config, options), options.steps);
+                                   resolve_sigma_schedule(config, options), options.steps);
   }
 
   at::Tensor run(const RunContext& context, at::Tensor x) const override {

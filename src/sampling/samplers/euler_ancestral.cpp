@@ -17,12 +17,14 @@ class EulerAncestralSampler final : public Sampler {
  public:
   std::string name() const override { return "euler_a"; }
   std::string description() const override { return "Euler ancestral, adds fresh noise each step"; }
-  // diffusers 0.27's EulerAncestralDiscreteScheduler has no karras option.
-  bool offers_karras() const override { return false; }
-
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
+    // diffusers 0.27's EulerAncestralDiscreteScheduler has no use_karras_sigmas and ignores one in
+    // the config, so only a schedule named on the command line respaces its sigmas.
+    const SigmaSchedule sigma_schedule = options.schedule == "default"
+                                             ? SigmaSchedule::Default
+                                             : resolve_sigma_schedule(config, options);
     return discrete_sigma_schedule(config, resolve_spacing(config, options, Spacing::Linspace),
-                                   /*karras=*/false, options.steps);
+                                   sigma_schedule, options.steps);
   }
 
   at::Tensor run(const RunContext& context, at::Tensor x) const override {

@@ -21,7 +21,7 @@ class HeunSampler final : public Sampler {
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     const Schedule single = discrete_sigma_schedule(
-        config, resolve_spacing(config, options, Spacing::Linspace), wants_karras(config, options),
+        config, resolve_spacing(config, options, Spacing::Linspace), resolve_sigma_schedule(config, options),
         options.steps);
     // sigmas: s0, s1, s1, ..., s(n-1), s(n-1), 0; timesteps: t0, t1, t1, ..., t(n-1), t(n-1).
     Schedule schedule;
