@@ -23,6 +23,7 @@ struct GenerateOptions {
   std::string tokenizer;
   std::string scheduler_config;
   std::string timestep_spacing;
+  std::string prediction;
   int batch_count = 1;
   std::string save_steps;  // folder for per-step previews; empty: none
   std::string preview = "linear";
@@ -64,6 +65,7 @@ void report_progress(const pipeline::Progress& p) {
 void run_generate(GenerateOptions o) {
   if (o.model.empty()) o.model = builtin_model_dir().string();
   if (!o.timestep_spacing.empty()) o.params.sampler.timestep_spacing = o.timestep_spacing;
+  if (!o.prediction.empty()) o.params.sampler.prediction = o.prediction;
   check_before_loading(o);
   pipeline::LoadOptions load;
   if (!o.tokenizer.empty()) load.tokenizer = o.tokenizer;
@@ -112,9 +114,12 @@ void add_generate_command(CLI::App& app) {
   command->add_option("-W,--width", p.width, "Image width in pixels, a multiple of 8 (default: the model's)");
   command->add_option("-H,--height", p.height, "Image height in pixels, a multiple of 8 (default: the model's)");
   command->add_option("--sampler", p.sampler.sampler, "Sampler; see `diffuse samplers`")->capture_default_str();
-  command->add_option("--schedule", p.sampler.schedule, "Noise schedule: default or karras")->capture_default_str();
+  command->add_option("--schedule", p.sampler.schedule, "Noise schedule: default, karras, exponential or sgm_uniform")
+      ->capture_default_str();
   command->add_option("--timestep-spacing", options->timestep_spacing,
                       "leading, trailing or linspace (default: the scheduler config's)");
+  command->add_option("--prediction", options->prediction,
+                      "What the model predicts: epsilon or v_prediction (default: the scheduler config's)");
   command->add_option("--eta", p.sampler.eta, "DDIM eta: 0 is deterministic, 1 adds full noise each step");
   command->add_option("--batch-count", options->batch_count, "Images to make; OUT.png becomes OUT-<seed>.png")
       ->capture_default_str();

@@ -13,8 +13,9 @@ void add_samplers_command(CLI::App& app) {
       std::printf("  %-14s %s\n", name.c_str(), description.c_str());
     }
     std::printf("\nSchedules (--schedule):\n");
-    std::printf("  %-14s %s\n", "default", "the model's noise schedule, spaced as its scheduler config says");
-    std::printf("  %-14s %s\n", "karras", "Karras et al. (2022) sigmas: more steps at low noise");
+    for (const auto& [name, description] : sampling::schedule_names()) {
+      std::printf("  %-14s %s\n", name.c_str(), description.c_str());
+    }
   });
 }
 

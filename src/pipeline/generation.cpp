@@ -33,10 +33,16 @@ std::string a1111_sampler_name(const sampling::SamplerOptions& options) {
   static const std::map<std::string, std::string> names{
       {"euler", "Euler"},       {"euler_a", "Euler a"}, {"heun", "Heun"},
       {"lms", "LMS"},           {"ddim", "DDIM"},       {"dpm++2m", "DPM++ 2M"},
-      {"dpm++2m_sde", "DPM++ 2M SDE"}};
+      {"dpm++2m_sde", "DPM++ 2M SDE"}, {"dpm2", "DPM2"},       {"dpm2_a", "DPM2 a"},
+      {"plms", "PLMS"},         {"dpm++2s", "DPM++ 2S"}, {"dpm++2s_a", "DPM++ 2S a"},
+      {"dpm++sde", "DPM++ SDE"}, {"unipc", "UniPC"},     {"deis", "DEIS"},
+      {"lcm", "LCM"}};
+  static const std::map<std::string, std::string> schedules{
+      {"karras", " Karras"}, {"exponential", " Exponential"}, {"sgm_uniform", " SGM Uniform"}};
   auto it = names.find(options.sampler);
   std::string name = it != names.end() ? it->second : options.sampler;
-  if (options.schedule == "karras") name += " Karras";
+  const auto schedule = schedules.find(options.schedule);
+  if (schedule != schedules.end()) name += schedule->second;
   return name;
 }
 
