@@ -1,6 +1,7 @@
 // Whole text-to-image runs against diffusers, from the seed alone (never the saved noise), for
 // both fixture models and both file layouts. Tolerances: final latents within 1e-3 of the
-// reference's largest magnitude; the 8-bit image within 1 level everywhere.
+// reference's largest magnitude; the 8-bit image within 1 level everywhere and under 0.2 level on
+// average (float rounding flips the odd pixel across a level boundary, never many).
 #include <gtest/gtest.h>
 
 #include <set>
@@ -26,6 +27,7 @@ constexpr double kLatentTolerance = 1e-3;
 // must still agree within 1 level.
 constexpr double kClippedDdimLatentTolerance = 1e-2;
 constexpr int kImageLevels = 1;
+constexpr double kImageMeanLevels = 0.2;
 
 struct RunCase {
   std::string model;   // fixture folder
@@ -128,6 +130,7 @@ TEST_P(GoldenRuns, MatchesDiffusersFromSeed) {
   const bool clipped_ddim = params.sampler.sampler == "ddim" && model.scheduler.clip_sample.value_or(true);
   EXPECT_LT(latent_error, clipped_ddim ? kClippedDdimLatentTolerance : kLatentTolerance);
   EXPECT_LE(max_levels, kImageLevels);
+  EXPECT_LT(mean_levels, kImageMeanLevels);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenRuns, ::testing::ValuesIn(text_to_image_runs()), case_name);

@@ -79,9 +79,10 @@ std::string describe(const Case& c, double s) {
 // (1.1%) bound the statistical part. The rest is the solver's own bias at 50 steps, which the
 // convergence test below measures without statistics against the exact flow: first order solvers
 // (euler, ddim) are 4-6% low at 50 steps and shrink as 1/steps; the ancestral ones (euler_a, ddim
-// with eta, dpm2_a, dpm++2s_a, dpm++sde) about 10%; heun, dpm2, plms and the DPM-Solver family are
-// limited by diffusers' last jump to sigma 0 (a single first order step: up to 3.3% with trailing
-// spacing); lms (order 4) is within 0.3%. lcm with the ideal consistency function is exact but
+// with eta) about 10%, dpm2_a, dpm++2s_a and dpm++sde about 4%; heun, dpm2 and the DPM-Solver family
+// are limited by diffusers' last jump to sigma 0 (a single first order step: up to 3.9% with trailing
+// spacing); plms, whose Adams-Bashforth history is built up by first and second order steps, is 4.2%
+// low at worst (measured, trailing spacing); lms (order 4) is within 0.3%. lcm with the ideal consistency function is exact but
 // for its start: it begins from N(0, 1) at t = 999 where the data gives N(0, a s^2 + 1 - a), 0.7%
 // off in std at s = 2, which its re-noising then mostly washes out.
 double tolerance_for(const std::string& sampler, double eta) {
@@ -92,7 +93,8 @@ double tolerance_for(const std::string& sampler, double eta) {
   if (sampler == "euler" || sampler == "ddim") return statistical + 0.065;
   if (sampler == "lms") return statistical + 0.004;
   if (sampler == "lcm") return statistical + 0.007;
-  return statistical + 0.035;  // heun, dpm2, plms, dpm++2m, dpm++2m_sde, dpm++2s, unipc, deis
+  if (sampler == "plms") return statistical + 0.045;
+  return statistical + 0.035;  // heun, dpm2, dpm++2m, dpm++2m_sde, dpm++2s, unipc, deis
 }
 
 double sampled_std(const Case& c, double s, int steps = 50, uint64_t seed = 1234) {
