@@ -68,6 +68,28 @@ TEST(RngParity, StochasticSamplersDrawAsOftenAsDiffusers) {
   EXPECT_GE(checked, 10);  // euler_a (leading, trailing), ddim eta 1, dpm++2m_sde (+karras), 2 models
 }
 
+// --prediction overrides the config: an epsilon config told "v_prediction" samples exactly as a
+// v-prediction config does.
+TEST(PredictionOverride, ReplacesTheConfigsPredictionType) {
+  const ModelFn model = [](const at::Tensor& input, double t) { return input * static_cast<float>(0.5 + t / 2000); };
+  SchedulerConfig eps_config;
+  SchedulerConfig v_config;
+  v_config.prediction = Prediction::VPrediction;
+  SamplerOptions options;
+  options.steps = 5;
+  auto noise_generator = seeded_generator(11);
+  const auto noise = at::randn({1, 4, 8, 8}, noise_generator, at::kFloat);
+  auto first = seeded_generator(12);
+  const auto native = sample(model, v_config, options, noise, first);
+  options.prediction = "v_prediction";
+  auto second = seeded_generator(12);
+  const auto overridden = sample(model, eps_config, options, noise, second);
+  EXPECT_TRUE(at::equal(native, overridden));
+  options.prediction = "epsilon";
+  auto third = seeded_generator(12);
+  EXPECT_FALSE(at::equal(native, sample(model, v_config, options, noise, third)));
+}
+
 // With a zero epsilon the Euler ancestral step only adds sigma_up x its draw, so the final latents
 // are init_noise_sigma x noise + sum of sigma_up x step_noise: the recorded draws in their places.
 TEST(RngParity, EulerAncestralAddsEachRecordedDrawAtItsStep) {

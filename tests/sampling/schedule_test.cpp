@@ -135,6 +135,49 @@ TEST(SchedulerSigmaToT, InvertsTheTrainingSigmas) {
   EXPECT_EQ(sigma_to_t(1e6, logs), 999.0);
 }
 
+TEST(SchedulerRespacing, ExponentialIsUniformInLogSigma) {
+  const auto logs = log_of(training_sigmas(alphas_cumprod(SchedulerConfig{}, true)));
+  const auto respaced = respace_sigmas(SigmaSchedule::Exponential, 0.03, 14.6, 6, logs);
+  ASSERT_EQ(respaced.sigmas.size(), 6u);
+  EXPECT_NEAR(respaced.sigmas.front(), 14.6, 1e-9);
+  EXPECT_NEAR(respaced.sigmas.back(), 0.03, 1e-9);
+  for (size_t i = 1; i + 1 < respaced.sigmas.size(); ++i) {
+    EXPECT_NEAR(std::log(respaced.sigmas[i - 1] / respaced.sigmas[i]), std::log(respaced.sigmas[i] / respaced.sigmas[i + 1]),
+                1e-9);
+  }
+  for (size_t i = 0; i < respaced.sigmas.size(); ++i) {
+    EXPECT_NEAR(t_to_sigma(respaced.timesteps[i], logs), respaced.sigmas[i], 1e-4 * respaced.sigmas[i]);
+  }
+}
+
+TEST(SchedulerRespacing, SgmUniformIsUniformInTimestepWithoutItsLastPoint) {
+  const auto sigmas = training_sigmas(alphas_cumprod(SchedulerConfig{}, true));
+  const auto logs = log_of(sigmas);
+  const auto respaced = respace_sigmas(SigmaSchedule::SgmUniform, sigmas.front(), sigmas.back(), 4, logs);
+  // 999 down to 0 in 5 points, the last (t = 0) dropped: the sampler goes to sigma 0 from t = 249.75.
+  ASSERT_EQ(respaced.timesteps.size(), 4u);
+  EXPECT_NEAR(respaced.timesteps[0], 999, 1e-3);
+  EXPECT_NEAR(respaced.timesteps[3], 249.75, 1e-3);
+  EXPECT_NEAR(respaced.sigmas[0], sigmas.back(), 1e-4);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(t_to_sigma(respaced.timesteps[i], logs), respaced.sigmas[i], 1e-9);
+}
+
+TEST(SchedulerRespacing, EverySigmaSamplerTakesEverySchedule) {
+  for (const auto& [sampler, description] : sampler_names()) {
+    if (sampler == "ddim" || sampler == "plms" || sampler == "lcm") continue;
+    for (const auto* schedule : {"karras", "exponential", "sgm_uniform"}) {
+      SCOPED_TRACE(sampler + " " + schedule);
+      SamplerOptions options;
+      options.sampler = sampler;
+      options.schedule = schedule;
+      options.steps = 8;
+      const Schedule made = make_schedule(SchedulerConfig{}, options);
+      EXPECT_TRUE(std::is_sorted(made.sigmas.rbegin(), made.sigmas.rend()));
+      EXPECT_GT(made.sigmas.front(), 5.0);  // from the top of the (leading-spaced) range
+    }
+  }
+}
+
 TEST(SchedulerKarras, EndsAtTheGivenSigmas) {
   const auto sigmas = karras_sigmas(0.03, 14.6, 10);
   ASSERT_EQ(sigmas.size(), 10u);
