@@ -70,6 +70,8 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
   command->add_option("--unet-channels", o.unet_channels, "UNet widths per level")->capture_default_str()->delimiter(',');
   command->add_option("--unet-layers", o.unet_layers, "UNet resnets per down level")->capture_default_str();
   command->add_option("--unet-heads", o.unet_heads, "UNet attention heads")->capture_default_str();
+  command->add_option("--unet-attention-from", o.unet_attention_from, "First UNet level with attention (0: all)")
+      ->capture_default_str();
   command->add_option("--unet-steps", o.unet_steps, "Stage 2 steps")->capture_default_str();
   command->add_option("--unet-batch", o.unet_batch, "Stage 2 batch size")->capture_default_str();
   command->add_option("--unet-lr", o.unet_lr, "Stage 2 peak learning rate")->capture_default_str();

@@ -7,7 +7,7 @@ namespace diffuse::train {
 #define DIFFUSE_TRAIN_FIELDS(X)                                                                              \
   X(dataset) X(seed) X(resolution) X(shapes_count) X(vae_channels) X(vae_layers) X(latent_channels)         \
   X(vae_steps) X(vae_batch) X(vae_lr) X(kl_weight) X(bpe_merges) X(text_hidden) X(text_layers) X(text_heads) \
-  X(max_tokens) X(unet_channels) X(unet_layers) X(unet_heads) X(unet_steps) X(unet_batch) X(unet_lr)        \
+  X(max_tokens) X(unet_channels) X(unet_layers) X(unet_heads) X(unet_attention_from) X(unet_steps) X(unet_batch) X(unet_lr)        \
   X(caption_dropout) X(ema_decay) X(checkpoint_every) X(command)
 
 nlohmann::json options_to_json(const TrainOptions& o) {
@@ -61,6 +61,8 @@ void validate(const TrainOptions& o) {
   require(latent_side % (1 << (o.unet_channels.size() - 1)) == 0,
           "--unet-channels: too many levels for a " + std::to_string(latent_side) + "-pixel latent");
   require(o.unet_channels.front() % o.unet_heads == 0, "--unet-heads: must divide every UNet width");
+  require(o.unet_attention_from >= 0 && o.unet_attention_from < static_cast<int>(o.unet_channels.size()),
+          "--unet-attention-from: must name one of the UNet's levels");
   require(o.text_hidden % o.text_heads == 0, "--text-heads: must divide --text-hidden");
   require(o.max_tokens >= 4, "--max-tokens: must be at least 4");
   require(o.latent_channels >= 1, "--latent-channels: must be at least 1");
@@ -102,7 +104,8 @@ models::UNetConfig unet_config(const TrainOptions& o) {
   c.in_channels = c.out_channels = o.latent_channels;
   c.block_out_channels = o.unet_channels;
   const size_t levels = o.unet_channels.size();
-  c.cross_attention.assign(levels, true);
+  c.cross_attention.clear();
+  for (size_t level = 0; level < levels; ++level) c.cross_attention.push_back(static_cast<int>(level) >= o.unet_attention_from);
   c.num_heads.assign(levels, o.unet_heads);
   c.transformer_layers.assign(levels, 1);
   c.layers_per_block = o.unet_layers;

@@ -19,12 +19,12 @@ struct TrainOptions {
   int shapes_count = 4000;  // images the shapes dataset generates
 
   // Stage 1: AutoencoderKL. Downscale = 2^(levels-1).
-  std::vector<int> vae_channels = {16, 32, 64};
+  std::vector<int> vae_channels = {8, 16, 32};
   int vae_layers = 1;
   int latent_channels = 4;
-  int vae_steps = 600;
-  int vae_batch = 16;
-  double vae_lr = 1e-3;
+  int vae_steps = 400;
+  int vae_batch = 8;
+  double vae_lr = 2e-3;
   double kl_weight = 1e-5;  // small, as the original: the latent stays close to an autoencoder's
 
   // Stage 2: CLIP-architecture text encoder + UNet on the diffusion loss.
@@ -36,11 +36,12 @@ struct TrainOptions {
   std::vector<int> unet_channels = {32, 64, 64};
   int unet_layers = 1;
   int unet_heads = 4;
-  int unet_steps = 3000;
-  int unet_batch = 32;
+  int unet_attention_from = 1;  // first level with attention: full-resolution attention costs the most
+  int unet_steps = 1000;
+  int unet_batch = 16;
   double unet_lr = 1e-3;
   double caption_dropout = 0.1;  // fraction trained on "" so classifier-free guidance works
-  double ema_decay = 0.999;      // 0 disables the exponential moving average of the weights
+  double ema_decay = 0.995;      // 0 disables the exponential moving average of the weights
 
   int checkpoint_every = 250;  // steps
   int threads = 0;             // 0: libtorch's default

@@ -83,6 +83,12 @@ class Trainer {
     auto config = vae_config(o_);
     torch::manual_seed(o_.seed);
     models::AutoencoderKL vae(config);
+    {
+      // A fresh VAE samples with unit variance, which drowns the encoder's signal and stalls the
+      // reconstruction for hundreds of steps; starting the log-variance low lets it learn at once.
+      torch::NoGradGuard no_grad;
+      vae->quant_conv->bias.narrow(0, config.latent_channels, config.latent_channels).fill_(-6.0);
+    }
     torch::optim::AdamW optimizer(vae->parameters(), torch::optim::AdamWOptions(o_.vae_lr).weight_decay(0));
     if (state_.stage != Stage::Vae || state_.step > 0) torch::load(vae, (checkpoint_ / "vae.pt").string());
     if (state_.stage == Stage::Vae && state_.step > 0) torch::load(optimizer, (checkpoint_ / "vae_optim.pt").string());
