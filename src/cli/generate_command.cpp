@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "cli/builtin_model.h"
 #include "cli/commands.h"
@@ -27,6 +28,10 @@ struct GenerateOptions {
   int batch_count = 1;
   std::string save_steps;  // folder for per-step previews; empty: none
   std::string preview = "linear";
+  std::string precision;  // empty: bf16 where the CPU has native bf16, else fp32
+  bool low_memory = false;
+  bool vae_tiling = false;
+  int threads = 0;  // 0: one per core
   pipeline::GenerationParams params;
 };
 
@@ -70,6 +75,11 @@ void run_generate(GenerateOptions o) {
   pipeline::LoadOptions load;
   if (!o.tokenizer.empty()) load.tokenizer = o.tokenizer;
   if (!o.scheduler_config.empty()) load.scheduler_config = o.scheduler_config;
+  load.dtype = o.precision.empty() ? pipeline::default_dtype() : pipeline::dtype_from_name(o.precision);
+  load.low_memory = o.low_memory;
+  load.vae_tiling = o.vae_tiling;
+  // libtorch may start with a single intra-op thread here; every core is what a user expects.
+  at::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   auto model = pipeline::StableDiffusionModel::load(o.model, load);
   auto params = pipeline::resolve(o.params, model);
   for (int i = 0; i < o.batch_count; ++i) {
@@ -131,6 +141,12 @@ void add_generate_command(CLI::App& app) {
                       "Folder for a picture of every step (noisy latents and predicted x0), a sheet and an animation");
   command->add_option("--preview", options->preview, "How --save-steps pictures latents: linear (fast) or vae")
       ->capture_default_str();
+  command->add_option("--precision", options->precision,
+                      "fp32 or bf16 (default: bf16 where the CPU has AVX512_BF16 or AMX, else fp32)");
+  command->add_option("--threads", options->threads, "Threads for the tensor work (default: one per core)");
+  command->add_flag("--low-memory", options->low_memory, "Free the text encoder once the prompts are encoded");
+  command->add_flag("--vae-tiling", options->vae_tiling,
+                    "Decode large images in overlapping tiles, so memory stays that of a 512x512 decode");
   command->add_option("-o,--output", options->output, "PNG file to write")->capture_default_str();
   command->callback([options] { run_generate(*options); });
 }

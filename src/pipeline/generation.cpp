@@ -69,7 +69,10 @@ GeneratedImage text_to_image(StableDiffusionModel& model, const GenerationParams
   // diffusers skips the unconditional pass when guidance cannot change the prediction.
   const bool guided = params.cfg_scale > 1.0;
   const auto cond = model.encode_prompt(params.prompt);
-  const auto context = guided ? at::cat({model.encode_prompt(params.negative_prompt), cond}) : cond;
+  // Conditioning in the UNet's type once, not on every step.
+  const auto context =
+      (guided ? at::cat({model.encode_prompt(params.negative_prompt), cond}) : cond).to(model.unet_dtype());
+  model.release_text_encoder_if_low_memory();
 
   auto generator = at::make_generator<at::CPUGeneratorImpl>(params.seed);
   const int factor = model.vae_scale_factor();
@@ -77,8 +80,10 @@ GeneratedImage text_to_image(StableDiffusionModel& model, const GenerationParams
 
   const sampling::ModelFn predict = [&](const at::Tensor& input, double timestep) {
     const auto t = at::tensor({timestep}, at::kFloat);
-    if (!guided) return model.unet->forward(input, t, context);
-    const auto both = model.unet->forward(at::cat({input, input}), t, context).chunk(2);
+    // The sampler's arithmetic stays fp32; only the UNet runs in the model's type (a no-op in fp32).
+    const auto unet_input = input.to(model.unet_dtype());
+    if (!guided) return model.unet->forward(unet_input, t, context).to(at::kFloat);
+    const auto both = model.unet->forward(at::cat({unet_input, unet_input}), t, context).to(at::kFloat).chunk(2);
     return both[0] + params.cfg_scale * (both[1] - both[0]);
   };
   auto last = std::chrono::steady_clock::now();

@@ -1,6 +1,14 @@
 #include "pipeline/model.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "io/model_files.h"
+#include "io/safetensors.h"
 #include "models/weights.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -51,30 +59,115 @@ text::ClipTokenizer load_tokenizer(const io::ModelFiles& files, const LoadOption
   return tokenizer;
 }
 
+// The type a single file stores all its floating-point tensors in, when it is one type: loading
+// them as stored makes every tensor a view of the memory-mapped file, converted exactly once, by
+// the copy into the module's parameters. Otherwise (mixed types, diffusers folders) `wanted`.
+at::ScalarType storage_dtype(const fs::path& path, at::ScalarType wanted) {
+  if (fs::is_directory(path)) return wanted;
+  std::optional<at::ScalarType> stored;
+  const auto file = io::SafetensorsFile::open(path);
+  for (const auto& info : file.tensors()) {
+    if (!at::isFloatingType(info.scalar_type)) continue;
+    if (stored && *stored != info.scalar_type) return wanted;
+    stored = info.scalar_type;
+  }
+  return stored.value_or(wanted);
+}
+
+// Parameters are created directly in `dtype` (no fp32 copy of a bf16 model, even transiently).
 template <typename Module, typename Config>
-Module build(const io::ComponentWeights& weights, const json& original_config,
+Module build(const io::ComponentWeights& weights, const json& original_config, at::ScalarType dtype,
              const std::set<std::string>& optional = {}) {
   const auto config = weights.config.is_null() ? Config::infer(weights.tensors, original_config)
                                                : Config::from_json(weights.config);
-  Module module(config);
+  const auto previous_default = c10::get_default_dtype();
+  c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
+  Module module(nullptr);
+  try {
+    module = Module(config);
+  } catch (...) {
+    c10::set_default_dtype(previous_default);
+    throw;
+  }
+  c10::set_default_dtype(previous_default);
   models::load_weights(*module, weights.tensors, {weights.source, weights.file_names, optional});
   module->eval();
   return module;
 }
 
+// Convolution weights in channels-last order: oneDNN then keeps activations in NHWC from conv to
+// conv instead of reordering NCHW on every call.
+void use_channels_last(torch::nn::Module& module) {
+  const char* wanted = std::getenv("DIFFUSE_CHANNELS_LAST");
+  if (!wanted || std::string(wanted) != "1") return;
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : module.parameters()) {
+    if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+}
+
+// Weights already copied into a module: hand their pages of the memory-mapped file back now
+// rather than when the last component is loaded, so loading never holds the whole file and the
+// whole model at once. Only whole pages inside each tensor; clean file pages are simply dropped
+// (a copy made by a dtype conversion is about to be freed anyway).
+void release_pages(const io::ComponentWeights& weights) {
+#ifdef MADV_PAGEOUT
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  for (const auto& [name, tensor] : weights.tensors) {
+    const auto begin = reinterpret_cast<uintptr_t>(tensor.data_ptr());
+    const uintptr_t first = (begin + page - 1) / page * page, last = (begin + tensor.nbytes()) / page * page;
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+  }
+#endif
+}
+
 }  // namespace
 
+at::ScalarType default_dtype() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    const bool native_bf16 = line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+    return native_bf16 ? at::kBFloat16 : at::kFloat;
+  }
+  return at::kFloat;
+}
+
+at::ScalarType dtype_from_name(const std::string& name) {
+  if (name == "fp32") return at::kFloat;
+  if (name == "bf16") return at::kBFloat16;
+  throw Error("--precision: '" + name + "' is not fp32 or bf16");
+}
+
+std::string dtype_name(at::ScalarType dtype) { return dtype == at::kBFloat16 ? "bf16" : "fp32"; }
+
 StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const LoadOptions& options) {
-  auto files = io::load_model_files(path);
+  if (options.dtype != at::kFloat && options.dtype != at::kBFloat16) {
+    throw Error("--precision: only fp32 and bf16 are supported");
+  }
+  auto files = io::load_model_files(path, storage_dtype(path, options.dtype));
   StableDiffusionModel model(load_tokenizer(files, options));
+  model.path_ = path;
+  model.options_ = options;
   model.name = fs::path(path).filename().replace_extension().string();
   if (model.name.empty()) model.name = fs::path(path).parent_path().filename().string();
-  model.text_encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
-      files.text_encoder, files.original_config, models::ClipTextModelImpl::optional_tensors());
+  // --low-memory with a single file: the text encoder is loaded when a prompt needs it, and freed
+  // after, so it never sits beside the UNet's loading.
+  if (!options.low_memory || fs::is_directory(path)) {
+    model.text_encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
+        files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
+  }
+  release_pages(files.text_encoder);
   files.text_encoder.tensors.clear();
-  model.unet = build<models::UNet2DConditionModel, models::UNetConfig>(files.unet, files.original_config);
+  model.unet =
+      build<models::UNet2DConditionModel, models::UNetConfig>(files.unet, files.original_config, options.dtype);
+  release_pages(files.unet);
   files.unet.tensors.clear();
-  model.vae = build<models::AutoencoderKL, models::VaeConfig>(files.vae, files.original_config);
+  model.vae = build<models::AutoencoderKL, models::VaeConfig>(files.vae, files.original_config, options.dtype);
+  release_pages(files.vae);
+  use_channels_last(*model.unet);
+  use_channels_last(*model.vae);
   files.vae.tensors.clear();
   if (options.scheduler_config) {
     model.scheduler = sampling::SchedulerConfig::from_json(read_json_file(*options.scheduler_config));
@@ -87,13 +180,76 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
 
 at::Tensor StableDiffusionModel::encode_prompt(const std::string& prompt) {
   torch::NoGradGuard no_grad;
+  if (options_.low_memory) {
+    auto cached = encoded_prompts_.find(prompt);
+    if (cached != encoded_prompts_.end()) return cached->second;
+  }
+  if (!text_encoder) {  // released: load it again, alone
+    auto files = io::load_model_files(path_, storage_dtype(path_, at::kFloat));
+    text_encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
+        files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
+  }
   const auto ids = tokenizer.encode_padded(prompt);
-  return text_encoder->encode(at::tensor(ids, at::kLong).unsqueeze(0));
+  auto encoded = text_encoder->encode(at::tensor(ids, at::kLong).unsqueeze(0));
+  if (options_.low_memory) encoded_prompts_[prompt] = encoded;
+  return encoded;
+}
+
+void StableDiffusionModel::release_text_encoder_if_low_memory() {
+  if (options_.low_memory) text_encoder = models::ClipTextModel(nullptr);
 }
 
 at::Tensor StableDiffusionModel::decode_latents(const at::Tensor& latents) {
   torch::NoGradGuard no_grad;
-  return vae->decode(latents / vae->config.scaling_factor);
+  const auto z = (latents / vae->config.scaling_factor).to(options_.dtype);
+  const int64_t tile = vae->config.sample_size / vae_scale_factor();
+  if (options_.vae_tiling && (z.size(2) > tile || z.size(3) > tile)) return decode_tiled(z);
+  return vae->decode(z).to(at::kFloat);
+}
+
+namespace {
+
+// Cross-fades the first `extent` rows (dim 2) or columns (dim 3) of `b` from the last ones of `a`.
+void blend_edge(const at::Tensor& a, at::Tensor& b, int64_t dim, int64_t extent) {
+  extent = std::min({extent, a.size(dim), b.size(dim)});
+  if (extent <= 0) return;
+  auto ramp = at::arange(extent, b.options()).div_(static_cast<double>(extent));
+  ramp = dim == 2 ? ramp.view({1, 1, extent, 1}) : ramp.view({1, 1, 1, extent});
+  auto head = b.narrow(dim, 0, extent);
+  const auto tail = a.narrow(dim, a.size(dim) - extent, extent);
+  head.copy_(tail * (1 - ramp) + head * ramp);
+}
+
+}  // namespace
+
+// diffusers' AutoencoderKL.tiled_decode: tiles of the training size overlapping by a quarter,
+// blended over a quarter of a tile, so peak memory is that of one training-size decode.
+at::Tensor StableDiffusionModel::decode_tiled(const at::Tensor& z) {
+  const int64_t tile = vae->config.sample_size / vae_scale_factor();
+  const int64_t stride = tile * 3 / 4;
+  const int64_t pixel_tile = tile * vae_scale_factor();
+  const int64_t blend = pixel_tile / 4, keep = pixel_tile - blend;
+  std::vector<std::vector<at::Tensor>> rows;
+  for (int64_t i = 0; i < z.size(2); i += stride) {
+    auto& row = rows.emplace_back();
+    for (int64_t j = 0; j < z.size(3); j += stride) {
+      const auto part = z.slice(2, i, i + tile).slice(3, j, j + tile);
+      row.push_back(vae->decode(part).to(at::kFloat));
+    }
+  }
+  std::vector<at::Tensor> joined_rows;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::vector<at::Tensor> pieces;
+    for (size_t c = 0; c < rows[r].size(); ++c) {
+      auto& piece = rows[r][c];
+      if (r > 0) blend_edge(rows[r - 1][c], piece, 2, blend);
+      if (c > 0) blend_edge(rows[r][c - 1], piece, 3, blend);
+      pieces.push_back(piece.slice(2, 0, keep).slice(3, 0, keep));
+    }
+    joined_rows.push_back(at::cat(pieces, 3));
+  }
+  const int64_t factor = vae_scale_factor();
+  return at::cat(joined_rows, 2).slice(2, 0, z.size(2) * factor).slice(3, 0, z.size(3) * factor).contiguous();
 }
 
 }  // namespace diffuse::pipeline

@@ -2,6 +2,7 @@
 // A Stable Diffusion model ready to run: tokenizer, text encoder, UNet, VAE and the noise
 // schedule's config, whatever the file layout it came from.
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -21,7 +22,23 @@ struct LoadOptions {
   std::optional<std::filesystem::path> tokenizer;
   // A diffusers scheduler_config.json that replaces the model's own (or a single file's defaults).
   std::optional<std::filesystem::path> scheduler_config;
+  // Type of the UNet's and VAE's weights and activations: at::kFloat (the reference numbers) or
+  // at::kBFloat16 (oneDNN's bf16 kernels with fp32 accumulation). The text encoder stays fp32: it
+  // runs once per prompt, and its output conditions every step.
+  at::ScalarType dtype = at::kFloat;
+  // Frees the text encoder once text_to_image has encoded its prompts; a later new prompt loads
+  // it again.
+  bool low_memory = false;
+  // Decodes latents larger than the VAE's training size in overlapping tiles, so memory stays
+  // bounded whatever the image size (seams are blended as diffusers' tiled decode does).
+  bool vae_tiling = false;
 };
+
+// at::kBFloat16 where the CPU multiplies bf16 natively (AVX512_BF16 / AMX), else at::kFloat.
+at::ScalarType default_dtype();
+// "fp32" or "bf16" -> the type; throws diffuse::Error naming --precision otherwise.
+at::ScalarType dtype_from_name(const std::string& name);
+std::string dtype_name(at::ScalarType dtype);
 
 class StableDiffusionModel {
  public:
@@ -31,8 +48,13 @@ class StableDiffusionModel {
 
   // [1, tokens, dim] conditioning for one prompt, padded to the tokenizer's length.
   at::Tensor encode_prompt(const std::string& prompt);
-  // Scaled latents (as samplers produce them) -> images in about [-1, 1].
+  // Scaled latents (as samplers produce them) -> images in about [-1, 1], fp32 whatever the VAE's type.
   at::Tensor decode_latents(const at::Tensor& latents);
+  // With LoadOptions::low_memory, frees the text encoder (prompts already encoded stay cached).
+  void release_text_encoder_if_low_memory();
+
+  // Type of the UNet's (and VAE's) weights: what the step loop feeds the UNet.
+  at::ScalarType unet_dtype() const { return options_.dtype; }
 
   // Pixels per latent along a side, and the image side the model was trained at.
   int vae_scale_factor() const { return vae->config.downscale_factor(); }
@@ -48,6 +70,11 @@ class StableDiffusionModel {
 
  private:
   explicit StableDiffusionModel(text::ClipTokenizer tokenizer_) : tokenizer(std::move(tokenizer_)) {}
+  at::Tensor decode_tiled(const at::Tensor& latents);
+
+  std::filesystem::path path_;
+  LoadOptions options_;
+  std::map<std::string, at::Tensor> encoded_prompts_;  // low-memory mode only
 };
 
 }  // namespace diffuse::pipeline
