@@ -1,0 +1,278 @@
+// diffuse-bench: times a full-size random-weight model section by section against this machine's
+// own ceiling. Prints figures; asserts nothing about time.
+#include <malloc.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+
+#include "flop_count.h"
+#include "measure.h"
+#include "models/attention.h"
+#include "pipeline/generation.h"
+#include "random_model.h"
+#include "report.h"
+#include "util/error.h"
+
+namespace diffuse::bench {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct BenchOptions {
+  std::string arch = "sd15";
+  std::string model;  // default: bench-models/<arch>-random-fp16.safetensors
+  std::string tokenizer = std::string(DIFFUSE_BENCH_SHARED_DIR) + "/clip";
+  std::string fixture = std::string(DIFFUSE_BENCH_SHARED_DIR) + "/fixtures/tiny-sd1/diffusers";
+  std::string precision = "both";
+  int steps = 2;
+  int threads = 0;
+  bool skip_512 = false;
+  bool skip_generation = false;
+  bool low_memory_run = false;
+  std::string json;
+};
+
+std::string read_first_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
+std::string utc_now() {
+  char text[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  return text;
+}
+
+// Times one section: resets the peak-memory mark first so each row's peak is its own.
+template <typename Run>
+Row timed(const std::string& section, at::ScalarType dtype, double flops, double ceiling, Run&& run) {
+  std::fprintf(stderr, "  %s (%s) ...\n", section.c_str(), pipeline::dtype_name(dtype).c_str());
+  reset_peak_rss();
+  Row row;
+  row.section = section;
+  row.precision = pipeline::dtype_name(dtype);
+  row.seconds = time_best(run);
+  row.gflop = flops / 1e9;
+  row.ceiling_gflops = ceiling;
+  row.peak_rss_mib = peak_rss_mib();
+  std::fprintf(stderr, "    %.0f ms, peak %.0f MiB\n", 1000 * row.seconds, row.peak_rss_mib);
+  return row;
+}
+
+struct PrecisionResult {
+  std::vector<Row> rows;
+  at::Tensor pixels;  // the whole generation's image, for PSNR against the other precision
+  double generation_peak_mib = 0;  // load + generation, the process's peak for this precision
+};
+
+PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, at::ScalarType dtype,
+                              const Ceiling& ceiling, bool low_memory) {
+  torch::NoGradGuard no_grad;
+  PrecisionResult result;
+  auto& rows = result.rows;
+  const std::string suffix = low_memory ? " (--low-memory)" : "";
+  pipeline::LoadOptions load;
+  load.tokenizer = fs::path(o.tokenizer);
+  load.dtype = dtype;
+  load.low_memory = low_memory;
+  std::optional<pipeline::StableDiffusionModel> model;
+  rows.push_back(timed("load" + suffix, dtype, 0, 0, [&] { model.emplace(pipeline::StableDiffusionModel::load(o.model, load)); }));
+  double process_peak = rows.back().peak_rss_mib;
+  const auto options = at::TensorOptions().dtype(dtype);
+
+  if (!low_memory) {
+    at::Tensor context;
+    rows.push_back(timed("text encoder x2 (prompt, negative)", dtype,
+                         text_encoder_flops(arch.text_encoder, 2).total(), ceiling.conv_gflops, [&] {
+                           context = at::cat({model->encode_prompt(""), model->encode_prompt("a photo of a cat")});
+                         }));
+    context = context.to(dtype);
+    const auto t = at::tensor({500.0f});
+    for (const int side : {256, 512}) {
+      if (side == 512 && o.skip_512) continue;
+      const int latent = side / 8;
+      const auto x = at::randn({2, 4, latent, latent}, options);
+      model->unet->forward(x, t, context);  // warm-up: oneDNN creates its primitives on first use
+      rows.push_back(timed("unet cfg step " + std::to_string(side) + "x" + std::to_string(side), dtype,
+                           unet_flops(arch.unet, 2, latent, latent).total(), ceiling.conv_gflops,
+                           [&] { model->unet->forward(x, t, context); }));
+    }
+    for (const int side : {256, 512}) {
+      if (side == 512 && o.skip_512) continue;
+      const int latent = side / 8;
+      const auto z = at::randn({1, 4, latent, latent});
+      rows.push_back(timed("vae decode " + std::to_string(side) + "x" + std::to_string(side), dtype,
+                           vae_decode_flops(arch.vae, 1, latent, latent).total(), ceiling.conv_gflops,
+                           [&] { model->decode_latents(z); }));
+    }
+    // The UNet's top-level self-attention at 512x512: 4096 tokens, 8 heads of 40, batch 2.
+    const int64_t tokens = 4096, width = 320, heads = 8;
+    const auto q = at::randn({2, tokens, width}, options), k = at::randn_like(q), v = at::randn_like(q);
+    models::scaled_dot_product_attention(q, k, v, heads);
+    const double before = current_rss_mib();
+    rows.push_back(timed("self-attention 4096 tokens, 8x40, batch 2", dtype, 4.0 * tokens * tokens * width * 2,
+                         ceiling.matmul_gflops, [&] { models::scaled_dot_product_attention(q, k, v, heads); }));
+    rows.back().peak_rss_mib -= before;  // the attention's own working memory
+    rows.back().section += " [MiB: working memory]";
+  }
+
+  if (!o.skip_generation && !o.skip_512) {
+    pipeline::GenerationParams params;
+    params.prompt = "a photo of a cat";
+    params.sampler.steps = o.steps;
+    params.width = params.height = 512;
+    params = pipeline::resolve(params, *model);
+    const double flops = text_encoder_flops(arch.text_encoder, 2).total() +
+                         o.steps * unet_flops(arch.unet, 2, 64, 64).total() + vae_decode_flops(arch.vae, 1, 64, 64).total();
+    rows.push_back(timed("generate 512x512, " + std::to_string(o.steps) + " steps" + suffix, dtype, flops,
+                         ceiling.conv_gflops, [&] { result.pixels = pipeline::text_to_image(*model, params).pixels; }));
+    process_peak = std::max(process_peak, rows.back().peak_rss_mib);
+  }
+  result.generation_peak_mib = process_peak;
+  return result;
+}
+
+// PSNR of bf16 against fp32 on the small fixture model, where fp32 matches diffusers.
+double fixture_psnr(const BenchOptions& o) {
+  std::map<at::ScalarType, at::Tensor> images;
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    pipeline::LoadOptions load;
+    load.dtype = dtype;
+    auto model = pipeline::StableDiffusionModel::load(o.fixture, load);
+    pipeline::GenerationParams params;
+    params.prompt = "a photo of a cat";
+    params.sampler.steps = 10;
+    images[dtype] = pipeline::text_to_image(model, pipeline::resolve(params, model)).pixels;
+  }
+  return psnr(images[at::kFloat], images[at::kBFloat16]);
+}
+
+int run(const BenchOptions& o_in) {
+  BenchOptions o = o_in;
+  // Large tensors always come from (and go back to) mmap, so freeing a model shows in RSS and one
+  // precision's peak does not inherit the other's heap.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  const auto arch = find_architecture(o.arch);
+  if (o.model.empty()) o.model = "bench-models/" + o.arch + "-random-fp16.safetensors";
+  std::vector<at::ScalarType> precisions;
+  if (o.precision == "both" || o.precision == "fp32") precisions.push_back(at::kFloat);
+  if (o.precision == "both" || o.precision == "bf16") precisions.push_back(at::kBFloat16);
+  if (precisions.empty()) throw Error("--precision: '" + o.precision + "' is not fp32, bf16 or both");
+
+  nlohmann::json report;
+  const auto blas = blas_info();
+  report["date"] = utc_now();
+  report["cpu"] = cpu_model();
+  report["threads"] = at::get_num_threads();
+  report["load_average_at_start"] = read_first_line("/proc/loadavg");
+  report["native_bf16"] = pipeline::default_dtype() == at::kBFloat16;
+  report["blas"] = {{"libtorch_build", blas.configured}, {"loaded", blas.loaded}, {"system_libblas", blas.system}};
+  std::printf("diffuse-bench %s, %s\n%s, %d threads, native bf16: %s\nload average: %s\n", o.arch.c_str(),
+              report["date"].get<std::string>().c_str(), report["cpu"].get<std::string>().c_str(),
+              at::get_num_threads(), report["native_bf16"].get<bool>() ? "yes" : "no",
+              report["load_average_at_start"].get<std::string>().c_str());
+  std::printf("BLAS: libtorch built with %s; loaded: %s; libblas.so.3 -> %s\n", blas.configured.c_str(),
+              blas.loaded.c_str(), blas.system.c_str());
+  std::fflush(stdout);
+
+  if (!fs::exists(o.model)) {
+    std::fprintf(stderr, "writing %s (random weights, fp16, original key names) ...\n", o.model.c_str());
+    const auto start = std::chrono::steady_clock::now();
+    const auto parameters = write_random_checkpoint(arch, o.model);
+    std::fprintf(stderr, "  %.2f G parameters in %.0f s\n", parameters / 1e9,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
+  std::vector<Row> rows;
+  std::map<at::ScalarType, PrecisionResult> results;
+  for (const auto dtype : precisions) {
+    std::fprintf(stderr, "ceiling (%s) ...\n", pipeline::dtype_name(dtype).c_str());
+    const auto ceiling = measure_ceiling(dtype);
+    report["ceiling"][pipeline::dtype_name(dtype)] = {{"conv_gflops", ceiling.conv_gflops},
+                                                      {"matmul_gflops", ceiling.matmul_gflops}};
+    std::printf("ceiling %s: 3x3 convolution %.1f GFLOP/s, matrix product %.1f GFLOP/s\n",
+                pipeline::dtype_name(dtype).c_str(), ceiling.conv_gflops, ceiling.matmul_gflops);
+    std::fflush(stdout);
+    results[dtype] = run_precision(o, arch, dtype, ceiling, false);
+    rows.insert(rows.end(), results[dtype].rows.begin(), results[dtype].rows.end());
+    report["peak_rss_generation_mib"][pipeline::dtype_name(dtype)] = results[dtype].generation_peak_mib;
+    if (o.low_memory_run) {
+      auto low = run_precision(o, arch, dtype, ceiling, true);
+      rows.insert(rows.end(), low.rows.begin(), low.rows.end());
+      report["peak_rss_generation_low_memory_mib"][pipeline::dtype_name(dtype)] = low.generation_peak_mib;
+    }
+  }
+
+  std::printf("\n%s\n", format_table(rows).c_str());
+  for (const auto& [dtype, result] : results) {
+    std::printf("peak RSS over load + 512x512 generation, %s: %.0f MiB\n", pipeline::dtype_name(dtype).c_str(),
+                result.generation_peak_mib);
+  }
+  if (results.size() == 2 && results[at::kFloat].pixels.defined() && results[at::kBFloat16].pixels.defined()) {
+    const double db = psnr(results[at::kFloat].pixels, results[at::kBFloat16].pixels);
+    report["psnr_bf16_vs_fp32_db"][o.arch] = db;
+    std::printf("PSNR bf16 vs fp32, %s random weights, 512x512, same seed: %.1f dB\n", o.arch.c_str(), db);
+  }
+  if (!o.fixture.empty() && fs::exists(o.fixture)) {
+    const double db = fixture_psnr(o);
+    report["psnr_bf16_vs_fp32_db"]["fixture"] = db;
+    std::printf("PSNR bf16 vs fp32, %s, same seed: %.1f dB\n", o.fixture.c_str(), db);
+  }
+  report["load_average_at_end"] = read_first_line("/proc/loadavg");
+  report["rows"] = rows_json(rows);
+  std::printf("load average at end: %s\n\nJSON:\n%s\n", report["load_average_at_end"].get<std::string>().c_str(),
+              report.dump(2).c_str());
+  if (!o.json.empty()) std::ofstream(o.json) << report.dump(2) << '\n';
+  return 0;
+}
+
+}  // namespace
+
+}  // namespace diffuse::bench
+
+int main(int argc, char** argv) {
+  diffuse::bench::BenchOptions o;
+  CLI::App app{"diffuse-bench: time a full-size random-weight model, section by section"};
+  app.add_option("--arch", o.arch, "Architecture: sd15")->capture_default_str();
+  app.add_option("--model", o.model, "Checkpoint to time; written with random weights if absent "
+                                     "(default: bench-models/<arch>-random-fp16.safetensors)");
+  app.add_option("--tokenizer", o.tokenizer, "CLIP tokenizer folder")->capture_default_str();
+  app.add_option("--fixture", o.fixture, "Small model for the bf16-vs-fp32 PSNR check ('' to skip)")
+      ->capture_default_str();
+  app.add_option("--precision", o.precision, "fp32, bf16 or both")->capture_default_str();
+  app.add_option("--steps", o.steps, "Steps of the whole 512x512 generation")->capture_default_str();
+  app.add_option("--threads", o.threads, "Intra-op threads (default: libtorch's, one per core)");
+  app.add_flag("--skip-512", o.skip_512, "Only the 256x256 sections (a quick run)");
+  app.add_flag("--skip-generation", o.skip_generation, "No whole 512x512 generation");
+  app.add_flag("--low-memory-run", o.low_memory_run, "Also load and generate with --low-memory");
+  app.add_option("--json", o.json, "Also write the JSON report to this file");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return diffuse::bench::run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "diffuse-bench: %s\n", e.what());
+    return 1;
+  }
+}

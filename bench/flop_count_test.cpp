@@ -1,0 +1,35 @@
+// The FLOP counter against the published work of SD 1.5 (issue #3's table): if the count drifts,
+// every GFLOP/s figure the benchmark prints is wrong.
+#include "flop_count.h"
+
+#include <gtest/gtest.h>
+
+namespace diffuse::bench {
+namespace {
+
+// Within 0.5%: the published figures are rounded to three or four digits.
+void expect_gflop(double flops, double expected_gflop) {
+  EXPECT_NEAR(flops / 1e9, expected_gflop, expected_gflop * 0.005);
+}
+
+TEST(FlopCount, Sd15CfgStepAt256) { expect_gflop(unet_flops(models::UNetConfig{}, 2, 32, 32).total(), 360); }
+
+TEST(FlopCount, Sd15CfgStepAt512) { expect_gflop(unet_flops(models::UNetConfig{}, 2, 64, 64).total(), 1606); }
+
+TEST(FlopCount, Sd15VaeDecodeAt512) { expect_gflop(vae_decode_flops(models::VaeConfig{}, 1, 64, 64).total(), 2515); }
+
+TEST(FlopCount, AttentionProductsGrowWithTokensSquared) {
+  const models::UNetConfig config;
+  const auto small = unet_flops(config, 2, 32, 32), large = unet_flops(config, 2, 64, 64);
+  // Self-attention at the top level dominates: 4x the tokens gives about 16x the products.
+  EXPECT_GT(large.attention / small.attention, 10.0);
+  EXPECT_NEAR(large.convolution / small.convolution, 4.0, 0.01);
+}
+
+TEST(FlopCount, BatchScalesLinearly) {
+  const models::VaeConfig config;
+  EXPECT_DOUBLE_EQ(vae_decode_flops(config, 2, 16, 16).total(), 2 * vae_decode_flops(config, 1, 16, 16).total());
+}
+
+}  // namespace
+}  // namespace diffuse::bench

@@ -1,0 +1,29 @@
+// Full-size models with random weights, written as single-file checkpoints with the original
+// (LDM) key names in fp16: the layout and precision real SD checkpoints ship in, so loading them
+// times the same path, and the network sizes are exactly the architecture's.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "models/config.h"
+
+namespace diffuse::bench {
+
+struct Architecture {
+  std::string name;  // "sd15"
+  models::UNetConfig unet;
+  models::VaeConfig vae;
+  models::TextEncoderConfig text_encoder;
+};
+
+// Names known to find_architecture, for --help and errors.
+std::vector<std::string> architecture_names();
+// Throws diffuse::Error naming --arch for an unknown name.
+Architecture find_architecture(const std::string& name);
+
+// Writes `architecture` with random weights (torch's default initialisation, seeded) to `path`
+// unless that file already exists. Returns the number of parameters written.
+int64_t write_random_checkpoint(const Architecture& architecture, const std::filesystem::path& path, uint64_t seed = 0);
+
+}  // namespace diffuse::bench
