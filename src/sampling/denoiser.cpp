@@ -1,5 +1,6 @@
 #include "sampling/denoiser.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "sampling/noise_schedule.h"
@@ -31,6 +32,11 @@ VpLevel vp_level(double k_sigma) {
   const float alpha = 1.0f / std::sqrt(s * s + 1.0f);
   const float sigma = s * alpha;
   return {alpha, sigma, std::log(alpha) - std::log(sigma)};
+}
+
+AncestralStep ancestral_step(double from, double to) {
+  const double up = std::min(to, std::sqrt(to * to * (from * from - to * to) / (from * from)));
+  return {std::sqrt(to * to - up * up), up};
 }
 
 SigmaDenoiser::SigmaDenoiser(const ModelFn& model, const SchedulerConfig& config)

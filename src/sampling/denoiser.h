@@ -32,6 +32,14 @@ struct VpLevel {
 };
 VpLevel vp_level(double k_sigma);
 
+// k-diffusion's get_ancestral_step with eta 1: going from sigma `from` to `to`, step
+// deterministically down to `down`, then add fresh noise of `up`, with down^2 + up^2 = to^2.
+struct AncestralStep {
+  double down;
+  double up;
+};
+AncestralStep ancestral_step(double from, double to);
+
 // k-diffusion's discrete denoiser (DiscreteEpsDDPMDenoiser / DiscreteVDDPMDenoiser): x0 predicted at
 // any sigma, the model called at the fractional timestep whose interpolated log-sigma is log(sigma).
 // For samplers with no diffusers twin that evaluate between the schedule's sigmas.

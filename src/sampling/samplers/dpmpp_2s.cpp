@@ -71,12 +71,6 @@ class DpmSolverPlusPlus2S final : public Sampler {
   }
 };
 
-// sigma_down and sigma_up of k-diffusion's get_ancestral_step with eta 1.
-std::pair<double, double> ancestral_step(double from, double to) {
-  const double up = std::min(to, std::sqrt(to * to * (from * from - to * to) / (from * from)));
-  return {std::sqrt(to * to - up * up), up};
-}
-
 class DpmSolverPlusPlus2SAncestral final : public Sampler {
  public:
   std::string name() const override { return "dpm++2s_a"; }

@@ -69,12 +69,6 @@ class BrownianPath {
   std::map<double, at::Tensor> points_;
 };
 
-// sigma_down and sigma_up of k-diffusion's get_ancestral_step with eta 1.
-std::pair<double, double> ancestral_step(double from, double to) {
-  const double up = std::min(to, std::sqrt(to * to * (from * from - to * to) / (from * from)));
-  return {std::sqrt(to * to - up * up), up};
-}
-
 class DpmSolverPlusPlusSde final : public Sampler {
  public:
   std::string name() const override { return "dpm++sde"; }
