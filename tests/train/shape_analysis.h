@@ -1,0 +1,97 @@
+// Reads back what a shapes picture shows from its pixels alone, for checking generated images
+// against their prompt: background colour from the border, foreground = pixels far from it, then
+// the foreground's colour, centroid (-> position) and fill ratio of its bounding box (-> shape).
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "train/shapes_dataset.h"
+
+namespace diffuse::train::test {
+
+struct ShapeReading {
+  int background = -1, colour = -1, position = -1, kind = -1;
+  double fill_ratio = 0;
+  int foreground_pixels = 0;
+};
+
+inline int nearest_colour(const std::array<double, 3>& rgb) {
+  int best = 0;
+  double best_distance = 1e18;
+  for (size_t i = 0; i < shape_colours().size(); ++i) {
+    double d = 0;
+    for (int c = 0; c < 3; ++c) d += std::pow(rgb[c] - shape_colours()[i].rgb[c], 2);
+    if (d < best_distance) best_distance = d, best = static_cast<int>(i);
+  }
+  return best;
+}
+
+inline double channel_median(std::vector<double> values) {
+  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+  return values[values.size() / 2];
+}
+
+// Bounding-box fill of each shape as drawn at 64x64 (ideal figures in brackets): square 0.97-1 (1),
+// circle 0.71-0.85 (pi/4), triangle 0.51-0.62 (1/2), star 0.38-0.48 (0.36); cut halfway between.
+inline int kind_from_fill(double fill) {
+  if (fill > 0.91) return 1;
+  if (fill > 0.665) return 0;
+  if (fill > 0.495) return 2;
+  return 3;
+}
+
+// `pixels`: uint8 [H, W, 3].
+inline ShapeReading read_shape(const at::Tensor& pixels) {
+  const auto image = pixels.to(at::kDouble).contiguous();
+  const int h = static_cast<int>(image.size(0)), w = static_cast<int>(image.size(1));
+  const auto* p = image.data_ptr<double>();
+  const auto at_xy = [&](int x, int y, int c) { return p[(static_cast<int64_t>(y) * w + x) * 3 + c]; };
+  ShapeReading reading;
+  std::array<double, 3> background{};
+  for (int c = 0; c < 3; ++c) {
+    std::vector<double> border;
+    for (int y = 0; y < h; ++y) {
+      for (int x = 0; x < w; ++x) {
+        if (x < 2 || y < 2 || x >= w - 2 || y >= h - 2) border.push_back(at_xy(x, y, c));
+      }
+    }
+    background[c] = channel_median(border);
+  }
+  reading.background = nearest_colour(background);
+  const auto& bg = shape_colours()[reading.background].rgb;
+  std::array<std::vector<double>, 3> foreground;
+  double sx = 0, sy = 0;
+  int min_x = w, max_x = -1, min_y = h, max_y = -1;
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      double d = 0;
+      for (int c = 0; c < 3; ++c) d += std::pow(at_xy(x, y, c) - bg[c], 2);
+      // Halfway to the nearest other palette colour (>= 170 apart): edge pixels split evenly.
+      if (std::sqrt(d) < 70) continue;
+      for (int c = 0; c < 3; ++c) foreground[c].push_back(at_xy(x, y, c));
+      sx += x + 0.5, sy += y + 0.5;
+      min_x = std::min(min_x, x), max_x = std::max(max_x, x), min_y = std::min(min_y, y), max_y = std::max(max_y, y);
+    }
+  }
+  reading.foreground_pixels = static_cast<int>(foreground[0].size());
+  if (reading.foreground_pixels < 4) return reading;
+  std::array<double, 3> colour{};
+  for (int c = 0; c < 3; ++c) colour[c] = channel_median(foreground[c]);
+  reading.colour = nearest_colour(colour);
+  const double cx = sx / reading.foreground_pixels / w, cy = sy / reading.foreground_pixels / h;
+  double best = 1e9;
+  for (int i = 0; i < 5; ++i) {
+    const auto centre = position_centre(i);
+    const double d = std::hypot(cx - centre[0], cy - centre[1]);
+    if (d < best) best = d, reading.position = i;
+  }
+  reading.fill_ratio = reading.foreground_pixels / static_cast<double>((max_x - min_x + 1) * (max_y - min_y + 1));
+  reading.kind = kind_from_fill(reading.fill_ratio);
+  return reading;
+}
+
+}  // namespace diffuse::train::test
