@@ -78,7 +78,9 @@ bool use_chunked() {
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                         const at::Tensor& causal_mask) {
-  if (use_chunked()) return chunked(q, k, v, heads, causal_mask);
+  // The blocked version's in-place softmax cannot be differentiated: training takes the other.
+  const bool recording = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (recording || use_chunked()) return chunked(q, k, v, heads, causal_mask);
   return blocked(q, k, v, heads, causal_mask);
 }
 
