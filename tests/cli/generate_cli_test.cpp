@@ -2,12 +2,11 @@
 // parameters; every bad input exits non-zero with one message naming the culprit and writes nothing.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <fstream>
-#include <sys/wait.h>
 
 #include "image/png_file.h"
 #include "support/fixtures.h"
+#include "support/run_diffuse.h"
 #include "support/temp_dir.h"
 
 namespace diffuse::cli {
@@ -16,30 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 using test::fixtures_dir;
 
-struct Outcome {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-std::string quote(const std::string& arg) {
-  std::string quoted = "'";
-  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-Outcome run_diffuse(const std::vector<std::string>& args) {
-  std::string command = quote(test::diffuse_binary().string());
-  for (const auto& arg : args) command += " " + quote(arg);
-  command += " 2>&1 </dev/null";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+using test::Outcome;
+using test::run_diffuse;
 
 class GenerateCli : public test::TempDirTest {
  protected:

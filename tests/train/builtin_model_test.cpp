@@ -8,7 +8,7 @@
 
 #include "image/png_file.h"
 #include "support/temp_dir.h"
-#include "train/run_diffuse.h"
+#include "support/run_diffuse.h"
 #include "train/shape_analysis.h"
 
 namespace diffuse::train {
@@ -36,7 +36,7 @@ TEST_F(BuiltinModel, FollowsColourBackgroundPositionAndShape) {
     spec.large = rng() % 2 == 0;
     const auto prompt = shape_caption(spec);
     const auto path = dir_ / ("image-" + std::to_string(i) + ".png");
-    const auto run = test::run_diffuse({"generate", "-p", prompt, "--seed", std::to_string(100 + i), "-o", path.string()});
+    const auto run = diffuse::test::run_diffuse({"generate", "-p", prompt, "--seed", std::to_string(100 + i), "-o", path.string()});
     ASSERT_EQ(run.exit_code, 0) << run.output;
     const auto reading = test::read_shape(image::read_png(path).pixels);
     colour_ok += reading.colour == spec.colour;

@@ -7,14 +7,14 @@
 
 #include "image/png_file.h"
 #include "support/temp_dir.h"
-#include "train/run_diffuse.h"
+#include "support/run_diffuse.h"
 #include "train/training_log.h"
 
 namespace diffuse::train {
 namespace {
 
 namespace fs = std::filesystem;
-using test::run_diffuse;
+using diffuse::test::run_diffuse;
 
 // Small enough for CI (seconds), large enough for the loss to fall clearly.
 std::vector<std::string> short_run(const fs::path& output) {

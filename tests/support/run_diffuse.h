@@ -9,7 +9,7 @@
 
 #include "support/fixtures.h"
 
-namespace diffuse::train::test {
+namespace diffuse::test {
 
 struct Outcome {
   int exit_code;
@@ -23,7 +23,7 @@ inline std::string shell_quote(const std::string& arg) {
 }
 
 inline Outcome run_diffuse(const std::vector<std::string>& args) {
-  std::string command = shell_quote(diffuse::test::diffuse_binary().string());
+  std::string command = shell_quote(diffuse_binary().string());
   for (const auto& arg : args) command += " " + shell_quote(arg);
   command += " 2>&1 </dev/null";
   FILE* pipe = popen(command.c_str(), "r");
@@ -36,4 +36,4 @@ inline Outcome run_diffuse(const std::vector<std::string>& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-}  // namespace diffuse::train::test
+}  // namespace diffuse::test
