@@ -1,5 +1,7 @@
 #include "train/train_options.h"
 
+#include <algorithm>
+
 #include "util/error.h"
 
 namespace diffuse::train {
@@ -37,10 +39,15 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw Error(message);
 }
 
-// GroupNorm needs every width divisible by the group count; the widest power of two up to 32
-// that divides them all.
+// GroupNorm needs every width divisible by the group count. Groups also need several channels
+// each: a group of one channel is instance norm, which erases each channel's mean over the image,
+// and with it the flat background colour (a VAE with 8-channel levels in 8 groups never learnt to
+// reconstruct colours). So: the most groups, up to SD's 32, that divide every width and leave the
+// narrowest at least 8 channels per group.
 int groups_for(const std::vector<int>& channels) {
+  const int narrowest = *std::min_element(channels.begin(), channels.end());
   int groups = 32;
+  while (groups > 1 && narrowest / groups < 8) groups /= 2;
   for (int c : channels) {
     while (c % groups != 0) groups /= 2;
   }

@@ -89,7 +89,11 @@ class Trainer {
       torch::NoGradGuard no_grad;
       vae->quant_conv->bias.narrow(0, config.latent_channels, config.latent_channels).fill_(-6.0);
     }
-    torch::optim::AdamW optimizer(vae->parameters(), torch::optim::AdamWOptions(o_.vae_lr).weight_decay(0));
+    // Adam's betas as the LDM autoencoder's (0.5, 0.9), and clipped gradients: with the defaults
+    // (0.9, 0.999) a small VAE on flat-coloured images sat at an L1 of 0.35 for 600 steps and
+    // diverged at higher rates; with these it passes 0.06 by step 700.
+    torch::optim::AdamW optimizer(vae->parameters(),
+                                  torch::optim::AdamWOptions(o_.vae_lr).betas({0.5, 0.9}).weight_decay(0));
     if (state_.stage != Stage::Vae || state_.step > 0) torch::load(vae, (checkpoint_ / "vae.pt").string());
     if (state_.stage == Stage::Vae && state_.step > 0) torch::load(optimizer, (checkpoint_ / "vae_optim.pt").string());
     if (state_.stage != Stage::Vae) {
@@ -117,6 +121,7 @@ class Trainer {
       const auto loss = (decoded - images).abs().mean() + o_.kl_weight * kl;
       optimizer.zero_grad();
       loss.backward();
+      torch::nn::utils::clip_grad_norm_(vae->parameters(), 1.0);
       optimizer.step();
       log_.vae.push_back(loss.item<double>());
       ++steps_this_run_;
