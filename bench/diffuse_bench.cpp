@@ -20,6 +20,7 @@
 #include "random_model.h"
 #include "report.h"
 #include "util/error.h"
+#include "util/threads.h"
 
 namespace diffuse::bench {
 
@@ -173,7 +174,7 @@ int run(const BenchOptions& o_in) {
   // Large tensors always come from (and go back to) mmap, so freeing a model shows in RSS and one
   // precision's peak does not inherit the other's heap.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  if (o.threads > 0) at::set_num_threads(o.threads);
+  if (o.threads > 0) set_cpu_threads(o.threads);
   const auto arch = find_architecture(o.arch);
   if (o.model.empty()) o.model = "bench-models/" + o.arch + "-random-fp16.safetensors";
   std::vector<at::ScalarType> precisions;

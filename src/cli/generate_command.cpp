@@ -11,6 +11,7 @@
 #include "image/png_file.h"
 #include "pipeline/generation.h"
 #include "util/error.h"
+#include "util/threads.h"
 
 namespace diffuse::cli {
 
@@ -79,7 +80,7 @@ void run_generate(GenerateOptions o) {
   load.low_memory = o.low_memory;
   load.vae_tiling = o.vae_tiling;
   // libtorch may start with a single intra-op thread here; every core is what a user expects.
-  at::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  set_cpu_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   auto model = pipeline::StableDiffusionModel::load(o.model, load);
   auto params = pipeline::resolve(o.params, model);
   for (int i = 0; i < o.batch_count; ++i) {

@@ -17,6 +17,7 @@
 #include "train/shapes_dataset.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "util/threads.h"
 
 namespace diffuse::train {
 
@@ -326,7 +327,7 @@ TrainResult train_model(TrainOptions options, const TrainProgressCallback& progr
     throw Error(options.output.string() + ": already holds a model; choose another --output");
   }
   validate(options);
-  if (options.threads > 0) at::set_num_threads(options.threads);
+  if (options.threads > 0) set_cpu_threads(options.threads);
   fs::create_directories(checkpoint);
   if (!options.resume) std::ofstream(checkpoint / "options.json") << options_to_json(options).dump(2) << "\n";
   try {
