@@ -27,7 +27,8 @@ void append_names(std::ostringstream& out, const char* what, const std::vector<s
 
 }  // namespace
 
-void load_weights(torch::nn::Module& module, const TensorMap& weights, const WeightSource& source) {
+void load_weights(torch::nn::Module& module, const TensorMap& weights, const WeightSource& source,
+                  const std::function<void(const at::Tensor&)>& after_copy) {
   const auto quoted = [&](const std::string& name) {
     auto it = source.file_names.find(name);
     return "'" + (it != source.file_names.end() ? it->second : name) + "'";
@@ -61,7 +62,9 @@ void load_weights(torch::nn::Module& module, const TensorMap& weights, const Wei
     throw Error(message.str());
   }
   for (auto& item : targets) {
-    item.value().copy_(weights.at(item.key()));
+    const auto& source_tensor = weights.at(item.key());
+    item.value().copy_(source_tensor);
+    if (after_copy) after_copy(source_tensor);
   }
 }
 

@@ -1,6 +1,5 @@
 #pragma once
-#include <map>
-#include <set>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -19,6 +18,9 @@ struct WeightSource {
 
 // Copies `weights` (diffusers names) into `module`'s parameters. Every missing, unexpected or
 // wrongly shaped tensor is reported by name (as the file names it) in one diffuse::Error.
-void load_weights(torch::nn::Module& module, const TensorMap& weights, const WeightSource& source);
+// `after_copy` sees each source tensor once it is copied: a memory-mapped file's pages can then be
+// handed back tensor by tensor, so loading never holds a whole component twice.
+void load_weights(torch::nn::Module& module, const TensorMap& weights, const WeightSource& source,
+                  const std::function<void(const at::Tensor&)>& after_copy = {});
 
 }  // namespace diffuse::models

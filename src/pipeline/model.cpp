@@ -74,6 +74,21 @@ at::ScalarType storage_dtype(const fs::path& path, at::ScalarType wanted) {
   return stored.value_or(wanted);
 }
 
+// A weight already copied into a module: hand its pages of the memory-mapped file back now rather
+// than when the whole file is done, so loading never holds a component's file pages and its
+// parameters at once. Only whole pages inside the tensor; clean file pages are simply dropped, and
+// a tensor that is not a file view (a copy) is about to be freed anyway.
+void release_pages(const at::Tensor& tensor) {
+#ifdef MADV_PAGEOUT
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(tensor.data_ptr());
+  const uintptr_t first = (begin + page - 1) / page * page, last = (begin + tensor.nbytes()) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+#else
+  (void)tensor;
+#endif
+}
+
 // Parameters are created directly in `dtype` (no fp32 copy of a bf16 model, even transiently).
 template <typename Module, typename Config>
 Module build(const io::ComponentWeights& weights, const json& original_config, at::ScalarType dtype,
@@ -90,7 +105,7 @@ Module build(const io::ComponentWeights& weights, const json& original_config, a
     throw;
   }
   c10::set_default_dtype(previous_default);
-  models::load_weights(*module, weights.tensors, {weights.source, weights.file_names, optional});
+  models::load_weights(*module, weights.tensors, {weights.source, weights.file_names, optional}, release_pages);
   module->eval();
   return module;
 }
@@ -104,21 +119,6 @@ void use_channels_last(torch::nn::Module& module) {
   for (auto& parameter : module.parameters()) {
     if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(at::MemoryFormat::ChannelsLast));
   }
-}
-
-// Weights already copied into a module: hand their pages of the memory-mapped file back now
-// rather than when the last component is loaded, so loading never holds the whole file and the
-// whole model at once. Only whole pages inside each tensor; clean file pages are simply dropped
-// (a copy made by a dtype conversion is about to be freed anyway).
-void release_pages(const io::ComponentWeights& weights) {
-#ifdef MADV_PAGEOUT
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  for (const auto& [name, tensor] : weights.tensors) {
-    const auto begin = reinterpret_cast<uintptr_t>(tensor.data_ptr());
-    const uintptr_t first = (begin + page - 1) / page * page, last = (begin + tensor.nbytes()) / page * page;
-    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
-  }
-#endif
 }
 
 }  // namespace
@@ -158,14 +158,11 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
     model.text_encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
         files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
   }
-  release_pages(files.text_encoder);
   files.text_encoder.tensors.clear();
   model.unet =
       build<models::UNet2DConditionModel, models::UNetConfig>(files.unet, files.original_config, options.dtype);
-  release_pages(files.unet);
   files.unet.tensors.clear();
   model.vae = build<models::AutoencoderKL, models::VaeConfig>(files.vae, files.original_config, options.dtype);
-  release_pages(files.vae);
   use_channels_last(*model.unet);
   use_channels_last(*model.vae);
   files.vae.tensors.clear();
