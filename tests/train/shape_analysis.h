@@ -1,10 +1,12 @@
 // Reads back what a shapes picture shows from its pixels alone, for checking generated images
-// against their prompt: background colour from the border, foreground = pixels far from it, then
-// the foreground's colour, centroid (-> position) and fill ratio of its bounding box (-> shape).
+// against their prompt: background colour from the border, foreground = the largest connected
+// region of pixels far from it, then the foreground's colour, centroid (-> position) and fill ratio
+// of its bounding box (-> shape).
 #pragma once
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -63,19 +65,43 @@ inline ShapeReading read_shape(const at::Tensor& pixels) {
   }
   reading.background = nearest_colour(background);
   const auto& bg = shape_colours()[reading.background].rgb;
-  std::array<std::vector<double>, 3> foreground;
-  double sx = 0, sy = 0;
-  int min_x = w, max_x = -1, min_y = h, max_y = -1;
+  std::vector<char> is_foreground(static_cast<size_t>(w) * h, 0);
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
       double d = 0;
       for (int c = 0; c < 3; ++c) d += std::pow(at_xy(x, y, c) - bg[c], 2);
       // Halfway to the nearest other palette colour (>= 170 apart): edge pixels split evenly.
-      if (std::sqrt(d) < 70) continue;
-      for (int c = 0; c < 3; ++c) foreground[c].push_back(at_xy(x, y, c));
-      sx += x + 0.5, sy += y + 0.5;
-      min_x = std::min(min_x, x), max_x = std::max(max_x, x), min_y = std::min(min_y, y), max_y = std::max(max_y, y);
+      is_foreground[static_cast<size_t>(y) * w + x] = std::sqrt(d) >= 70;
     }
+  }
+  // The shape is the largest 4-connected region: a stray speck or a faint line along the image's
+  // edge would otherwise stretch the bounding box and make every shape read as a star.
+  std::vector<int> shape_pixels;
+  {
+    std::vector<char> seen(is_foreground.size(), 0);
+    for (size_t start = 0; start < is_foreground.size(); ++start) {
+      if (!is_foreground[start] || seen[start]) continue;
+      std::vector<int> region{static_cast<int>(start)};
+      seen[start] = 1;
+      for (size_t next = 0; next < region.size(); ++next) {
+        const int x = region[next] % w, y = region[next] / w;
+        for (const auto& [nx, ny] : {std::pair{x - 1, y}, std::pair{x + 1, y}, std::pair{x, y - 1}, std::pair{x, y + 1}}) {
+          if (nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
+          const size_t index = static_cast<size_t>(ny) * w + nx;
+          if (is_foreground[index] && !seen[index]) seen[index] = 1, region.push_back(static_cast<int>(index));
+        }
+      }
+      if (region.size() > shape_pixels.size()) shape_pixels = std::move(region);
+    }
+  }
+  std::array<std::vector<double>, 3> foreground;
+  double sx = 0, sy = 0;
+  int min_x = w, max_x = -1, min_y = h, max_y = -1;
+  for (int index : shape_pixels) {
+    const int x = index % w, y = index / w;
+    for (int c = 0; c < 3; ++c) foreground[c].push_back(at_xy(x, y, c));
+    sx += x + 0.5, sy += y + 0.5;
+    min_x = std::min(min_x, x), max_x = std::max(max_x, x), min_y = std::min(min_y, y), max_y = std::max(max_y, y);
   }
   reading.foreground_pixels = static_cast<int>(foreground[0].size());
   if (reading.foreground_pixels < 4) return reading;
