@@ -97,10 +97,17 @@ std::string shape_caption(const ShapeSpec& spec) {
          phrases[spec.position];
 }
 
+bool inside_shape(int kind, double x, double y) {
+  static const std::array<std::vector<std::array<double, 2>>, 4> outlines{outline(0), outline(1), outline(2), outline(3)};
+  return inside_shape(kind, outlines.at(kind), x, y);
+}
+
+double shape_radius(bool large) { return large ? kLargeRadius : kSmallRadius; }
+
 at::Tensor render_shape(const ShapeSpec& spec, int size, double dx, double dy, double scale) {
   const auto centre = position_centre(spec.position);
   const double cx = (centre[0] + dx) * size, cy = (centre[1] + dy) * size;
-  const double radius = (spec.large ? kLargeRadius : kSmallRadius) * scale * size;
+  const double radius = shape_radius(spec.large) * scale * size;
   const auto polygon = outline(spec.kind);
   const auto& fg = shape_colours().at(spec.colour).rgb;
   const auto& bg = shape_colours().at(spec.background).rgb;

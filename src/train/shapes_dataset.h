@@ -35,6 +35,13 @@ struct ShapeSpec {
 
 std::string shape_caption(const ShapeSpec& spec);
 
+// Whether (x, y) lies inside a shape of `kind` as render_shape draws it: in units of the shape's
+// circumradius from the point it is drawn around, y pointing down. Readers of generated pictures
+// use it as a template.
+bool inside_shape(int kind, double x, double y);
+// Circumradius of a small or large shape, as a fraction of the image side.
+double shape_radius(bool large);
+
 // uint8 [size, size, 3]. `dx`, `dy` (fractions of the side) and `scale` jitter the placement.
 at::Tensor render_shape(const ShapeSpec& spec, int size, double dx = 0, double dy = 0, double scale = 1);
 

@@ -22,7 +22,7 @@ struct TrainOptions {
   std::vector<int> vae_channels = {8, 16, 32};
   int vae_layers = 1;
   int latent_channels = 4;
-  int vae_steps = 1500;
+  int vae_steps = 2000;
   int vae_batch = 8;
   double vae_lr = 1e-3;
   double kl_weight = 1e-5;  // small, as the original: the latent stays close to an autoencoder's
@@ -37,11 +37,11 @@ struct TrainOptions {
   int unet_layers = 1;
   int unet_heads = 4;
   int unet_attention_from = 1;  // first level with attention: full-resolution attention costs the most
-  int unet_steps = 3000;
+  int unet_steps = 6000;
   int unet_batch = 16;
   double unet_lr = 1e-3;
   double caption_dropout = 0.1;  // fraction trained on "" so classifier-free guidance works
-  double ema_decay = 0.995;      // 0 disables the exponential moving average of the weights
+  double ema_decay = 0.999;      // 0 disables the exponential moving average of the weights
 
   int checkpoint_every = 250;  // steps
   int threads = 0;             // 0: libtorch's default

@@ -1,7 +1,8 @@
 // Reads back what a shapes picture shows from its pixels alone, for checking generated images
 // against their prompt: background colour from the border, foreground = the largest connected
-// region of pixels far from it, then the foreground's colour, centroid (-> position) and fill ratio
-// of its bounding box (-> shape).
+// region of pixels far from it, then the foreground's colour, centroid (-> position) and shape: the
+// one of the dataset's eight figures (4 kinds x 2 sizes), drawn around the region's centre, that
+// overlaps it best (intersection over union).
 #pragma once
 #include <algorithm>
 #include <array>
@@ -17,7 +18,9 @@ namespace diffuse::train::test {
 
 struct ShapeReading {
   int background = -1, colour = -1, position = -1, kind = -1;
-  double fill_ratio = 0;
+  bool large = false;
+  double fill_ratio = 0;  // of the bounding box, for messages
+  double overlap = 0;     // intersection over union with the best figure
   int foreground_pixels = 0;
 };
 
@@ -35,15 +38,6 @@ inline int nearest_colour(const std::array<double, 3>& rgb) {
 inline double channel_median(std::vector<double> values) {
   std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
   return values[values.size() / 2];
-}
-
-// Bounding-box fill of each shape as drawn at 64x64 (ideal figures in brackets): square 0.97-1 (1),
-// circle 0.71-0.85 (pi/4), triangle 0.51-0.62 (1/2), star 0.38-0.48 (0.36); cut halfway between.
-inline int kind_from_fill(double fill) {
-  if (fill > 0.91) return 1;
-  if (fill > 0.665) return 0;
-  if (fill > 0.495) return 2;
-  return 3;
 }
 
 // `pixels`: uint8 [H, W, 3].
@@ -116,7 +110,28 @@ inline ShapeReading read_shape(const at::Tensor& pixels) {
     if (d < best) best = d, reading.position = i;
   }
   reading.fill_ratio = reading.foreground_pixels / static_cast<double>((max_x - min_x + 1) * (max_y - min_y + 1));
-  reading.kind = kind_from_fill(reading.fill_ratio);
+  // Overlap rather than the bounding box's fill ratio alone: a decoded picture's edges are soft, and
+  // its corners and points rounded, which moves every fill ratio towards a circle's, while the
+  // figure's area and outline still tell the shapes apart.
+  std::vector<char> in_region(static_cast<size_t>(w) * h, 0);
+  for (int index : shape_pixels) in_region[index] = 1;
+  const double centre_x = (min_x + max_x + 1) / 2.0, centre_y = (min_y + max_y + 1) / 2.0;
+  for (bool large : {false, true}) {
+    const double radius = shape_radius(large) * w;
+    for (int kind = 0; kind < static_cast<int>(shape_kinds().size()); ++kind) {
+      int both = 0, either = 0;
+      for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w; ++x) {
+          const bool figure = inside_shape(kind, (x + 0.5 - centre_x) / radius, (y + 0.5 - centre_y) / radius);
+          const bool region = in_region[static_cast<size_t>(y) * w + x];
+          both += figure && region;
+          either += figure || region;
+        }
+      }
+      const double overlap = either > 0 ? static_cast<double>(both) / either : 0;
+      if (overlap > reading.overlap) reading.overlap = overlap, reading.kind = kind, reading.large = large;
+    }
+  }
   return reading;
 }
 
