@@ -4,13 +4,10 @@
 # own model as the first argument: scripts/run.sh path/to/model.safetensors "a prompt"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model="${1:-}"
+model_args=()
+if [ -n "${1:-}" ]; then model_args=(-m "$1"); fi
 prompt="${2:-a large red circle on a blue background, in the centre}"
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build --target diffuse
-if [ -n "$model" ]; then
-  ./build/src/diffuse generate -m "$model" -p "$prompt" -o output.png
-else
-  ./build/src/diffuse generate -p "$prompt" -o output.png
-fi
+./build/src/diffuse generate "${model_args[@]}" -p "$prompt" -o output.png

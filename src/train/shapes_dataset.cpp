@@ -108,7 +108,6 @@ at::Tensor render_shape(const ShapeSpec& spec, int size, double dx, double dy, d
   const auto centre = position_centre(spec.position);
   const double cx = (centre[0] + dx) * size, cy = (centre[1] + dy) * size;
   const double radius = shape_radius(spec.large) * scale * size;
-  const auto polygon = outline(spec.kind);
   const auto& fg = shape_colours().at(spec.colour).rgb;
   const auto& bg = shape_colours().at(spec.background).rgb;
   auto pixels = at::empty({size, size, 3}, at::kByte);
@@ -120,7 +119,7 @@ at::Tensor render_shape(const ShapeSpec& spec, int size, double dx, double dy, d
         for (int sx = 0; sx < kSuper; ++sx) {
           const double px = (x + (sx + 0.5) / kSuper - cx) / radius;
           const double py = (y + (sy + 0.5) / kSuper - cy) / radius;
-          hits += inside_shape(spec.kind, polygon, px, py);
+          hits += inside_shape(spec.kind, px, py);
         }
       }
       const double cover = static_cast<double>(hits) / (kSuper * kSuper);

@@ -18,7 +18,6 @@ namespace diffuse::train::test {
 
 struct ShapeReading {
   int background = -1, colour = -1, position = -1, kind = -1;
-  bool large = false;
   double fill_ratio = 0;  // of the bounding box, for messages
   double overlap = 0;     // intersection over union with the best figure
   int foreground_pixels = 0;
@@ -38,6 +37,29 @@ inline int nearest_colour(const std::array<double, 3>& rgb) {
 inline double channel_median(std::vector<double> values) {
   std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
   return values[values.size() / 2];
+}
+
+// Mask of the largest 4-connected region of `mask` (w x h, row-major).
+inline std::vector<char> largest_region(const std::vector<char>& mask, int w, int h) {
+  std::vector<int> best;
+  std::vector<char> seen(mask.size(), 0);
+  for (size_t start = 0; start < mask.size(); ++start) {
+    if (!mask[start] || seen[start]) continue;
+    std::vector<int> region{static_cast<int>(start)};
+    seen[start] = 1;
+    for (size_t next = 0; next < region.size(); ++next) {
+      const int x = region[next] % w, y = region[next] / w;
+      for (const auto& [nx, ny] : {std::pair{x - 1, y}, std::pair{x + 1, y}, std::pair{x, y - 1}, std::pair{x, y + 1}}) {
+        if (nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
+        const size_t index = static_cast<size_t>(ny) * w + nx;
+        if (mask[index] && !seen[index]) seen[index] = 1, region.push_back(static_cast<int>(index));
+      }
+    }
+    if (region.size() > best.size()) best = std::move(region);
+  }
+  std::vector<char> largest(mask.size(), 0);
+  for (int index : best) largest[index] = 1;
+  return largest;
 }
 
 // `pixels`: uint8 [H, W, 3].
@@ -70,32 +92,17 @@ inline ShapeReading read_shape(const at::Tensor& pixels) {
   }
   // The shape is the largest 4-connected region: a stray speck or a faint line along the image's
   // edge would otherwise stretch the bounding box and make every shape read as a star.
-  std::vector<int> shape_pixels;
-  {
-    std::vector<char> seen(is_foreground.size(), 0);
-    for (size_t start = 0; start < is_foreground.size(); ++start) {
-      if (!is_foreground[start] || seen[start]) continue;
-      std::vector<int> region{static_cast<int>(start)};
-      seen[start] = 1;
-      for (size_t next = 0; next < region.size(); ++next) {
-        const int x = region[next] % w, y = region[next] / w;
-        for (const auto& [nx, ny] : {std::pair{x - 1, y}, std::pair{x + 1, y}, std::pair{x, y - 1}, std::pair{x, y + 1}}) {
-          if (nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
-          const size_t index = static_cast<size_t>(ny) * w + nx;
-          if (is_foreground[index] && !seen[index]) seen[index] = 1, region.push_back(static_cast<int>(index));
-        }
-      }
-      if (region.size() > shape_pixels.size()) shape_pixels = std::move(region);
-    }
-  }
+  const auto in_region = largest_region(is_foreground, w, h);
   std::array<std::vector<double>, 3> foreground;
   double sx = 0, sy = 0;
   int min_x = w, max_x = -1, min_y = h, max_y = -1;
-  for (int index : shape_pixels) {
-    const int x = index % w, y = index / w;
-    for (int c = 0; c < 3; ++c) foreground[c].push_back(at_xy(x, y, c));
-    sx += x + 0.5, sy += y + 0.5;
-    min_x = std::min(min_x, x), max_x = std::max(max_x, x), min_y = std::min(min_y, y), max_y = std::max(max_y, y);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      if (!in_region[static_cast<size_t>(y) * w + x]) continue;
+      for (int c = 0; c < 3; ++c) foreground[c].push_back(at_xy(x, y, c));
+      sx += x + 0.5, sy += y + 0.5;
+      min_x = std::min(min_x, x), max_x = std::max(max_x, x), min_y = std::min(min_y, y), max_y = std::max(max_y, y);
+    }
   }
   reading.foreground_pixels = static_cast<int>(foreground[0].size());
   if (reading.foreground_pixels < 4) return reading;
@@ -113,8 +120,6 @@ inline ShapeReading read_shape(const at::Tensor& pixels) {
   // Overlap rather than the bounding box's fill ratio alone: a decoded picture's edges are soft, and
   // its corners and points rounded, which moves every fill ratio towards a circle's, while the
   // figure's area and outline still tell the shapes apart.
-  std::vector<char> in_region(static_cast<size_t>(w) * h, 0);
-  for (int index : shape_pixels) in_region[index] = 1;
   const double centre_x = (min_x + max_x + 1) / 2.0, centre_y = (min_y + max_y + 1) / 2.0;
   for (bool large : {false, true}) {
     const double radius = shape_radius(large) * w;
@@ -129,7 +134,7 @@ inline ShapeReading read_shape(const at::Tensor& pixels) {
         }
       }
       const double overlap = either > 0 ? static_cast<double>(both) / either : 0;
-      if (overlap > reading.overlap) reading.overlap = overlap, reading.kind = kind, reading.large = large;
+      if (overlap > reading.overlap) reading.overlap = overlap, reading.kind = kind;
     }
   }
   return reading;
