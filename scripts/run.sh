@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 model_args=()
 if [ -n "${1:-}" ]; then model_args=(-m "$1"); fi
-prompt="${2:-a large red circle on a blue background, in the centre}"
+prompt="${2:-a red circle on a blue background}"
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build --target diffuse

@@ -9,9 +9,10 @@ namespace diffuse::train {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
-// Radius of a shape's circumscribing circle, as a fraction of the image side.
-constexpr double kSmallRadius = 0.12;
-constexpr double kLargeRadius = 0.21;
+// Radius of a shape's circumscribing circle, as a fraction of the image side. Smaller shapes (0.12)
+// came back from the 4x-downscaling VAE as blobs: a 16-pixel latent holds a figure of a few pixels only.
+constexpr double kSmallRadius = 0.16;
+constexpr double kLargeRadius = 0.23;
 // Each pixel averages kSuper x kSuper samples so edges are antialiased.
 constexpr int kSuper = 3;
 
@@ -46,10 +47,10 @@ std::vector<std::array<double, 2>> outline(int kind) {
       const double angle = -kPi / 2 + i * 2 * kPi / 3;
       points.push_back({std::cos(angle), std::sin(angle) + 0.25});
     }
-  } else if (kind == 3) {  // five-pointed star, inner radius 0.42 so it fills ~1/3 of its box
+  } else if (kind == 3) {  // five-pointed star; inner radius 0.5 keeps its points wider than a latent pixel
     for (int i = 0; i < 10; ++i) {
       const double angle = -kPi / 2 + i * kPi / 5;
-      const double r = i % 2 == 0 ? 1.0 : 0.42;
+      const double r = i % 2 == 0 ? 1.0 : 0.5;
       points.push_back({r * std::cos(angle), r * std::sin(angle) + 0.1});
     }
   }
@@ -91,10 +92,14 @@ std::array<double, 2> position_centre(int position) {
 }
 
 std::string shape_caption(const ShapeSpec& spec) {
-  static const char* phrases[] = {"on the left", "on the right", "at the top", "at the bottom", "in the centre"};
-  return std::string("a ") + (spec.large ? "large " : "small ") + shape_colours().at(spec.colour).name + " " +
-         shape_kinds().at(spec.kind) + " on a " + shape_colours().at(spec.background).name + " background, " +
-         phrases[spec.position];
+  static const std::array<const char*, 5> phrases{"on the left", "on the right", "at the top", "at the bottom",
+                                                  "in the centre"};
+  std::string caption = "a ";
+  if (spec.size_named) caption += spec.large ? "large " : "small ";
+  caption += std::string(shape_colours().at(spec.colour).name) + " " + shape_kinds().at(spec.kind) + " on a " +
+             shape_colours().at(spec.background).name + " background";
+  if (spec.position_named) caption += std::string(", ") + phrases.at(spec.position);
+  return caption;
 }
 
 bool inside_shape(int kind, double x, double y) {
@@ -102,12 +107,10 @@ bool inside_shape(int kind, double x, double y) {
   return inside_shape(kind, outlines.at(kind), x, y);
 }
 
-double shape_radius(bool large) { return large ? kLargeRadius : kSmallRadius; }
-
 at::Tensor render_shape(const ShapeSpec& spec, int size, double dx, double dy, double scale) {
   const auto centre = position_centre(spec.position);
   const double cx = (centre[0] + dx) * size, cy = (centre[1] + dy) * size;
-  const double radius = shape_radius(spec.large) * scale * size;
+  const double radius = (spec.large ? kLargeRadius : kSmallRadius) * scale * size;
   const auto& fg = shape_colours().at(spec.colour).rgb;
   const auto& bg = shape_colours().at(spec.background).rgb;
   auto pixels = at::empty({size, size, 3}, at::kByte);
@@ -147,6 +150,9 @@ Dataset make_shapes_dataset(int count, int size, uint64_t seed) {
     spec.large = rng.below(2) == 1;
     const double dx = (rng.uniform() - 0.5) * 0.08, dy = (rng.uniform() - 0.5) * 0.08;
     const double scale = 0.9 + rng.uniform() * 0.2;
+    // One caption in four leaves out the size, one in four the position.
+    spec.size_named = rng.below(4) != 0;
+    spec.position_named = rng.below(4) != 0;
     const auto pixels = render_shape(spec, size, dx, dy, scale);
     data.images[i] = pixels.permute({2, 0, 1}).to(at::kFloat) / 127.5 - 1.0;
     data.captions.push_back(shape_caption(spec));

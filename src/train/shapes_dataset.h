@@ -1,7 +1,8 @@
 // The synthetic `shapes` dataset the built-in model learns from: one flat-coloured circle, square,
 // triangle or star on a background of another colour, at one of five positions, in two sizes,
-// captioned "a large red triangle on a blue background, on the left". Generated from a seed,
-// identically on every machine (no std:: distributions, whose output is implementation-defined).
+// captioned "a large red triangle on a blue background, on the left" (size and position sometimes
+// left out). Generated from a seed, identically on every machine (no std:: distributions, whose
+// output is implementation-defined).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -31,6 +32,10 @@ struct ShapeSpec {
   int background = 1;  // index into shape_colours(), never equal to colour
   int position = 0;    // index into shape_positions()
   bool large = false;
+  // Whether the caption says so. The dataset leaves each out now and then, so the model also
+  // follows a short prompt such as "a red circle on a blue background".
+  bool size_named = true;
+  bool position_named = true;
 };
 
 std::string shape_caption(const ShapeSpec& spec);
@@ -39,8 +44,6 @@ std::string shape_caption(const ShapeSpec& spec);
 // circumradius from the point it is drawn around, y pointing down. Readers of generated pictures
 // use it as a template.
 bool inside_shape(int kind, double x, double y);
-// Circumradius of a small or large shape, as a fraction of the image side.
-double shape_radius(bool large);
 
 // uint8 [size, size, 3]. `dx`, `dy` (fractions of the side) and `scale` jitter the placement.
 at::Tensor render_shape(const ShapeSpec& spec, int size, double dx = 0, double dy = 0, double scale = 1);

@@ -19,7 +19,7 @@ struct TrainOptions {
   int shapes_count = 4000;  // images the shapes dataset generates
 
   // Stage 1: AutoencoderKL. Downscale = 2^(levels-1).
-  std::vector<int> vae_channels = {8, 16, 32};
+  std::vector<int> vae_channels = {16, 32, 32};
   int vae_layers = 1;
   int latent_channels = 4;
   int vae_steps = 2000;

@@ -1,8 +1,8 @@
 // Reads back what a shapes picture shows from its pixels alone, for checking generated images
 // against their prompt: background colour from the border, foreground = the largest connected
 // region of pixels far from it, then the foreground's colour, centroid (-> position) and shape: the
-// one of the dataset's eight figures (4 kinds x 2 sizes), drawn around the region's centre, that
-// overlaps it best (intersection over union).
+// kind whose figure, drawn around the region's centre at the size that fits best, overlaps it most
+// (intersection over union).
 #pragma once
 #include <algorithm>
 #include <array>
@@ -119,10 +119,11 @@ inline ShapeReading read_shape(const at::Tensor& pixels) {
   reading.fill_ratio = reading.foreground_pixels / static_cast<double>((max_x - min_x + 1) * (max_y - min_y + 1));
   // Overlap rather than the bounding box's fill ratio alone: a decoded picture's edges are soft, and
   // its corners and points rounded, which moves every fill ratio towards a circle's, while the
-  // figure's area and outline still tell the shapes apart.
+  // figure's area and outline still tell the shapes apart. Each figure is tried at every size from
+  // well below the small one to well above the large one, so the size jitter of the dataset (and
+  // of generated shapes) does not decide the reading.
   const double centre_x = (min_x + max_x + 1) / 2.0, centre_y = (min_y + max_y + 1) / 2.0;
-  for (bool large : {false, true}) {
-    const double radius = shape_radius(large) * w;
+  for (double radius = 0.05 * w; radius <= 0.32 * w; radius += 0.005 * w) {
     for (int kind = 0; kind < static_cast<int>(shape_kinds().size()); ++kind) {
       int both = 0, either = 0;
       for (int y = 0; y < h; ++y) {
