@@ -190,12 +190,14 @@ int run(const BenchOptions& o_in) {
   report["load_average_at_start"] = read_first_line("/proc/loadavg");
   report["native_bf16"] = pipeline::default_dtype() == at::kBFloat16;
   report["blas"] = {{"libtorch_build", blas.configured}, {"loaded", blas.loaded}, {"system_libblas", blas.system}};
+  report["allocator"] = allocator_library();
   std::printf("diffuse-bench %s, %s\n%s, %d threads, native bf16: %s\nload average: %s\n", o.arch.c_str(),
               report["date"].get<std::string>().c_str(), report["cpu"].get<std::string>().c_str(),
               at::get_num_threads(), report["native_bf16"].get<bool>() ? "yes" : "no",
               report["load_average_at_start"].get<std::string>().c_str());
   std::printf("BLAS: libtorch built with %s; loaded: %s; libblas.so.3 -> %s\n", blas.configured.c_str(),
               blas.loaded.c_str(), blas.system.c_str());
+  std::printf("allocator: %s\n", report["allocator"].get<std::string>().c_str());
   std::fflush(stdout);
 
   if (!fs::exists(o.model)) {

@@ -24,6 +24,8 @@ struct BlasInfo {
   std::string system;      // where the system's libblas.so.3 alternative points
 };
 BlasInfo blas_info();
+// The malloc in use: a tcmalloc or jemalloc shared object mapped into this process, else glibc's.
+std::string allocator_library();
 
 struct Ceiling {
   double conv_gflops = 0;    // 3x3 convolution, 640 channels, 2x64x64 (the UNet's widest work)

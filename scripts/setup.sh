@@ -5,6 +5,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev            # tensor library (CPU, oneDNN)
   libopenblas-dev         # tuned BLAS for fp32 matrix products
+  libtcmalloc-minimal4    # malloc that keeps freed memory: glibc's re-faults every large tensor
   libgtest-dev            # tests
   libpng-dev zlib1g-dev   # PNG with text chunks
   nlohmann-json3-dev      # configs, safetensors headers, fixtures

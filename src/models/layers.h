@@ -3,10 +3,12 @@
 // module tree is the weight map.
 #include <torch/torch.h>
 
+#include "models/conv.h"
+
 namespace diffuse::models {
 
 torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels, double eps);
-torch::nn::Conv2d conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = -1);
+Conv2d conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = -1);
 
 // ResnetBlock2D: two 3x3 convs with group norms, an optional timestep embedding added in
 // between, and a 1x1 shortcut when the channel count changes.
@@ -15,7 +17,7 @@ struct ResnetBlock2DImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& temb = at::Tensor());
 
   torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
-  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv_shortcut{nullptr};
+  Conv2d conv1{nullptr}, conv2{nullptr}, conv_shortcut{nullptr};
   torch::nn::Linear time_emb_proj{nullptr};
 };
 TORCH_MODULE(ResnetBlock2D);
@@ -25,7 +27,7 @@ struct Downsample2DImpl : torch::nn::Module {
   Downsample2DImpl(int64_t channels, bool asymmetric_padding);
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::Conv2d conv{nullptr};
+  Conv2d conv{nullptr};
   bool asymmetric_padding;
 };
 TORCH_MODULE(Downsample2D);
@@ -35,7 +37,7 @@ struct Upsample2DImpl : torch::nn::Module {
   explicit Upsample2DImpl(int64_t channels);
   at::Tensor forward(const at::Tensor& x, c10::optional<std::vector<int64_t>> size = c10::nullopt);
 
-  torch::nn::Conv2d conv{nullptr};
+  Conv2d conv{nullptr};
 };
 TORCH_MODULE(Upsample2D);
 

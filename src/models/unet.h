@@ -44,7 +44,7 @@ struct UNet2DConditionModelImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& sample, const at::Tensor& timestep, const at::Tensor& context);
 
   UNetConfig config;
-  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::Sequential time_embedding{nullptr};  // linear_1, SiLU, linear_2
   torch::nn::ModuleList down_blocks, up_blocks;
   MidBlock mid_block{nullptr};

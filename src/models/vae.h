@@ -38,7 +38,7 @@ struct EncoderImpl : torch::nn::Module {
   explicit EncoderImpl(const VaeConfig& config);
   at::Tensor forward(const at::Tensor& image);  // -> [B, 2*latent, h, w] moments
 
-  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList down_blocks;
   VaeMidBlock mid_block{nullptr};
   torch::nn::GroupNorm conv_norm_out{nullptr};
@@ -49,7 +49,7 @@ struct DecoderImpl : torch::nn::Module {
   explicit DecoderImpl(const VaeConfig& config);
   at::Tensor forward(const at::Tensor& latent);
 
-  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList up_blocks;
   VaeMidBlock mid_block{nullptr};
   torch::nn::GroupNorm conv_norm_out{nullptr};
@@ -73,7 +73,7 @@ struct AutoencoderKLImpl : torch::nn::Module {
   VaeConfig config;
   Encoder encoder{nullptr};
   Decoder decoder{nullptr};
-  torch::nn::Conv2d quant_conv{nullptr}, post_quant_conv{nullptr};
+  Conv2d quant_conv{nullptr}, post_quant_conv{nullptr};
 };
 TORCH_MODULE(AutoencoderKL);
 

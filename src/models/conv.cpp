@@ -1,0 +1,63 @@
+#include "models/conv.h"
+
+#include "util/error.h"
+
+namespace diffuse::models {
+
+namespace {
+
+std::vector<int64_t> padding_of(const torch::nn::detail::ConvNdOptions<2>& options) {
+  const auto* explicit_padding = c10::get_if<torch::ExpandingArray<2>>(&options.padding());
+  if (explicit_padding == nullptr) return {};
+  const auto& values = **explicit_padding;
+  return {values.begin(), values.end()};
+}
+
+}  // namespace
+
+at::Tensor Conv2dImpl::forward(const at::Tensor& input) {
+  if (!packed()) return torch::nn::Conv2dImpl::forward(input);
+  if (at::GradMode::is_enabled() && input.requires_grad()) {
+    throw Error("Conv2d: this convolution was packed for inference and cannot record gradients");
+  }
+  return packed_forward(input);
+}
+
+at::Tensor Conv2dImpl::packed_forward(const at::Tensor& input) const {
+  const auto padding = padding_of(options);
+  return at::mkldnn_convolution(input.to_mkldnn(), packed_weight_, bias, padding, options.stride(), options.dilation(),
+                                options.groups())
+      .to_dense();
+}
+
+bool Conv2dImpl::pack_for_inference() {
+  if (packed()) return true;
+  const auto dtype = weight.scalar_type();
+  if (!at::hasMKLDNN() || !weight.device().is_cpu() || (dtype != at::kFloat && dtype != at::kBFloat16) ||
+      padding_of(options).empty() || !c10::get_if<torch::enumtype::kZeros>(&options.padding_mode())) {
+    return false;
+  }
+  torch::NoGradGuard no_grad;
+  try {
+    packed_weight_ = at::mkldnn_reorder_conv2d_weight(weight.contiguous().to_mkldnn(), padding_of(options),
+                                                      options.stride(), options.dilation(), options.groups());
+    // oneDNN's bf16 kernels need AVX-512 and say so only when run: try one before letting go of the weight.
+    const int64_t side = 2 * options.kernel_size()->at(0);
+    packed_forward(at::zeros({1, weight.size(1) * options.groups(), side, side}, weight.options()));
+  } catch (const c10::Error&) {
+    packed_weight_ = at::Tensor();
+    return false;
+  }
+  weight.set_data(at::empty({0}, weight.options()));
+  return true;
+}
+
+int pack_convolutions(torch::nn::Module& module) {
+  int packed = 0;
+  for (const auto& child : module.modules()) {
+    if (auto* conv = dynamic_cast<Conv2dImpl*>(child.get())) packed += conv->pack_for_inference();
+  }
+  return packed;
+}
+
+}  // namespace diffuse::models
