@@ -12,6 +12,7 @@
 #include <ATen/Parallel.h>
 
 #include "models/layers.h"
+#include "util/memory.h"
 
 namespace diffuse::bench {
 
@@ -50,6 +51,7 @@ double peak_rss_mib() { return status_field_mib("VmHWM"); }
 double current_rss_mib() { return status_field_mib("VmRSS"); }
 
 void reset_peak_rss() {
+  release_free_memory();  // or tcmalloc's kept blocks count towards the next section's peak
   std::ofstream clear("/proc/self/clear_refs");
   clear << "5";
 }

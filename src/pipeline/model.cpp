@@ -12,6 +12,7 @@
 #include "models/conv.h"
 #include "models/weights.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/json.h"
 
 namespace diffuse::pipeline {
@@ -165,6 +166,7 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   pack_convolutions_unless_plain(*model.unet);
   pack_convolutions_unless_plain(*model.vae);
   files.vae.tensors.clear();
+  release_free_memory();  // the dense kernels packing replaced, and loading's conversion buffers
   if (options.scheduler_config) {
     model.scheduler = sampling::SchedulerConfig::from_json(read_json_file(*options.scheduler_config));
   } else {
@@ -192,11 +194,15 @@ at::Tensor StableDiffusionModel::encode_prompt(const std::string& prompt) {
 }
 
 void StableDiffusionModel::release_text_encoder_if_low_memory() {
-  if (options_.low_memory) text_encoder = models::ClipTextModel(nullptr);
+  if (!options_.low_memory) return;
+  text_encoder = models::ClipTextModel(nullptr);
+  release_free_memory();
 }
 
 at::Tensor StableDiffusionModel::decode_latents(const at::Tensor& latents) {
   torch::NoGradGuard no_grad;
+  // The step loop's freed activations, kept by tcmalloc in sizes the decoder's do not all fit.
+  if (options_.low_memory) release_free_memory();
   const auto z = (latents / vae->config.scaling_factor).to(options_.dtype);
   const int64_t tile = vae->config.sample_size / vae_scale_factor();
   if (options_.vae_tiling && (z.size(2) > tile || z.size(3) > tile)) return decode_tiled(z);
