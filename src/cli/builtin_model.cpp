@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "train/shapes_tokenizer.h"
 #include "util/error.h"
 
 namespace diffuse::cli {
@@ -13,6 +14,7 @@ std::filesystem::path builtin_model_dir() {
     throw Error("--model: not given, and the built-in model is missing at '" + dir.string() +
                 "'; pass -m MODEL, or train the built-in model with the command in docs/training.md");
   }
+  if (!std::filesystem::is_regular_file(dir / "tokenizer" / "vocab.json")) train::restore_shapes_tokenizer(dir);
   return dir;
 }
 

@@ -7,6 +7,7 @@ namespace diffuse::cli {
 
 // DIFFUSE_BUILTIN_MODEL (environment) if set, else the folder the build was configured with.
 // Throws diffuse::Error explaining how to get the model when the folder has no model_index.json.
+// Rebuilds the model's tokenizer on first use (train/shapes_tokenizer.h).
 std::filesystem::path builtin_model_dir();
 
 }  // namespace diffuse::cli

@@ -8,6 +8,7 @@
 #include "image/png_file.h"
 #include "support/temp_dir.h"
 #include "support/run_diffuse.h"
+#include "train/shapes_tokenizer.h"
 #include "train/training_log.h"
 
 namespace diffuse::train {
@@ -68,6 +69,15 @@ TEST_F(TrainCli, ShortRunLearnsWritesALoadableModelAndRepeatsExactly) {
   const auto png = image::read_png(image);
   EXPECT_EQ(png.width, 32);
   EXPECT_EQ(png.height, 32);
+
+  // The tokenizer is derived data: rebuilt from training.json alone, it is the trained one.
+  const auto rebuilt = dir_ / "rebuilt";
+  fs::create_directories(rebuilt);
+  fs::copy_file(first / "training.json", rebuilt / "training.json");
+  restore_shapes_tokenizer(rebuilt);
+  for (const char* file : {"vocab.json", "merges.txt", "tokenizer_config.json"}) {
+    EXPECT_EQ(read_text(rebuilt / "tokenizer" / file), read_text(first / "tokenizer" / file)) << file;
+  }
 
   // The same seed again, stopped part-way through the diffusion stage and resumed: the same log.
   const auto second = dir_ / "second";
