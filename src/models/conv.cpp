@@ -24,8 +24,7 @@ at::Tensor Conv2dImpl::forward(const at::Tensor& input) {
 }
 
 at::Tensor Conv2dImpl::packed_forward(const at::Tensor& input) const {
-  const auto padding = padding_of(options);
-  return at::mkldnn_convolution(input.to_mkldnn(), packed_weight_, bias, padding, options.stride(), options.dilation(),
+  return at::mkldnn_convolution(input.to_mkldnn(), packed_weight_, bias, padding_, options.stride(), options.dilation(),
                                 options.groups())
       .to_dense();
 }
@@ -33,14 +32,16 @@ at::Tensor Conv2dImpl::packed_forward(const at::Tensor& input) const {
 bool Conv2dImpl::pack_for_inference() {
   if (packed()) return true;
   const auto dtype = weight.scalar_type();
+  const auto padding = padding_of(options);
   if (!at::hasMKLDNN() || !weight.device().is_cpu() || (dtype != at::kFloat && dtype != at::kBFloat16) ||
-      padding_of(options).empty() || !c10::get_if<torch::enumtype::kZeros>(&options.padding_mode())) {
+      padding.empty() || !c10::get_if<torch::enumtype::kZeros>(&options.padding_mode())) {
     return false;
   }
   torch::NoGradGuard no_grad;
   try {
-    packed_weight_ = at::mkldnn_reorder_conv2d_weight(weight.contiguous().to_mkldnn(), padding_of(options),
-                                                      options.stride(), options.dilation(), options.groups());
+    padding_ = padding;
+    packed_weight_ = at::mkldnn_reorder_conv2d_weight(weight.contiguous().to_mkldnn(), padding_, options.stride(),
+                                                      options.dilation(), options.groups());
     // oneDNN's bf16 kernels need AVX-512 and say so only when run: try one before letting go of the weight.
     const int64_t side = 2 * options.kernel_size()->at(0);
     packed_forward(at::zeros({1, weight.size(1) * options.groups(), side, side}, weight.options()));

@@ -23,6 +23,7 @@ class Conv2dImpl : public torch::nn::Conv2dImpl {
   at::Tensor packed_forward(const at::Tensor& input) const;
 
   at::Tensor packed_weight_;
+  std::vector<int64_t> padding_;  // options' padding as a list, set when packed
 };
 TORCH_MODULE(Conv2d);
 

@@ -12,8 +12,8 @@
 #include "models/conv.h"
 #include "models/weights.h"
 #include "util/error.h"
-#include "util/memory.h"
 #include "util/json.h"
+#include "util/memory.h"
 
 namespace diffuse::pipeline {
 
