@@ -1,5 +1,7 @@
 #include "models/attention.h"
 
+#include "models/fused_attention.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -43,7 +45,7 @@ at::Tensor chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
 
 // Same arithmetic, fewer passes over memory: the scale folded into q (N x d, not N x M),
 // softmax in place, and the output written in [B, N, heads, d] order so that merging the heads
-// is free. DIFFUSE_ATTENTION=chunked selects the version above, for A/B measurements.
+// is free.
 at::Tensor blocked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                    const at::Tensor& causal_mask) {
   const auto batch = q.size(0), queries = q.size(1), width = q.size(2);
@@ -66,21 +68,30 @@ at::Tensor blocked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
   return out.view({batch, queries, width});
 }
 
-bool use_chunked() {
-  static const bool chunked_wanted = [] {
+enum class Method { fused, blocked, chunked };
+
+// DIFFUSE_ATTENTION=blocked|chunked picks a slower version, for A/B measurements.
+Method requested_method() {
+  static const Method method = [] {
     const char* choice = std::getenv("DIFFUSE_ATTENTION");
-    return choice && std::strcmp(choice, "chunked") == 0;
+    if (choice && std::strcmp(choice, "chunked") == 0) return Method::chunked;
+    if (choice && std::strcmp(choice, "blocked") == 0) return Method::blocked;
+    return Method::fused;
   }();
-  return chunked_wanted;
+  return method;
 }
 
 }  // namespace
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                         const at::Tensor& causal_mask) {
-  // The blocked version's in-place softmax cannot be differentiated: training takes the other.
+  // The blocked and fused versions cannot be differentiated: training takes the chunked one.
   const bool recording = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  if (recording || use_chunked()) return chunked(q, k, v, heads, causal_mask);
+  const auto method = recording ? Method::chunked : requested_method();
+  if (method == Method::chunked) return chunked(q, k, v, heads, causal_mask);
+  const bool fusable = !causal_mask.defined() && q.scalar_type() == at::kBFloat16 && q.device().is_cpu() &&
+                       k.scalar_type() == at::kBFloat16 && v.scalar_type() == at::kBFloat16;
+  if (method == Method::fused && fusable && fused_attention_supported()) return fused_attention(q, k, v, heads);
   return blocked(q, k, v, heads, causal_mask);
 }
 

@@ -1,0 +1,91 @@
+// The fused bf16 attention kernel computes softmax(q kᵀ / sqrt(d)) v as an fp32 reference does, for
+// the head sizes and token counts of the UNet, the VAE and the tiny fixtures.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "models/attention.h"
+#include "models/fused_attention.h"
+#include "util/error.h"
+
+namespace diffuse::models {
+namespace {
+
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads) {
+  const auto b = q.size(0), n = q.size(1), m = k.size(1), width = q.size(2), d = width / heads;
+  const auto split = [&](const at::Tensor& x, int64_t tokens) {
+    return x.to(at::kDouble).view({b, tokens, heads, d}).permute({0, 2, 1, 3});
+  };
+  const auto scores = at::matmul(split(q, n), split(k, m).transpose(-1, -2)) / std::sqrt(static_cast<double>(d));
+  return at::matmul(scores.softmax(-1), split(v, m)).permute({0, 2, 1, 3}).reshape({b, n, width});
+}
+
+struct AttentionCase {
+  int64_t batch, queries, keys, heads, head_dim;
+  double query_scale;  // large values test the softmax's overflow handling
+};
+
+class FusedAttention : public ::testing::TestWithParam<AttentionCase> {};
+
+TEST_P(FusedAttention, MatchesTheReference) {
+  if (!fused_attention_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  const auto c = GetParam();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(7);
+  const auto width = c.heads * c.head_dim;
+  const auto q = (at::randn({c.batch, c.queries, width}) * c.query_scale).to(at::kBFloat16);
+  const auto k = at::randn({c.batch, c.keys, width}).to(at::kBFloat16);
+  const auto v = at::randn({c.batch, c.keys, width}).to(at::kBFloat16);
+  const auto fused = fused_attention(q, k, v, c.heads);
+  ASSERT_EQ(fused.sizes(), q.sizes());
+  ASSERT_EQ(fused.scalar_type(), at::kBFloat16);
+  const auto expected = reference_attention(q, k, v, c.heads);
+  const auto error = (fused.to(at::kDouble) - expected).abs();
+  // bf16 output rounding is 2^-9 relative; products and probabilities in bf16 add about as much.
+  EXPECT_LE(error.max().item<double>(), 1e-2 * expected.abs().max().item<double>());
+  EXPECT_LE(error.mean().item<double>(), 3e-3 * expected.abs().mean().item<double>());
+  EXPECT_TRUE(fused.isfinite().all().item<bool>());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, FusedAttention,
+    ::testing::Values(AttentionCase{2, 256, 256, 8, 40, 1.0},  // UNet top level (256 tokens at 128x128)
+                      AttentionCase{2, 64, 77, 8, 80, 1.0},    // cross-attention to 77 text tokens
+                      AttentionCase{2, 16, 16, 8, 160, 1.0},   // UNet deepest level
+                      AttentionCase{1, 100, 100, 1, 512, 1.0}, // VAE mid-block, single head
+                      AttentionCase{1, 37, 13, 3, 5, 1.0},     // odd head size, partial blocks and key vectors
+                      AttentionCase{2, 50, 77, 2, 17, 1.0},    // head size just past one vector
+                      AttentionCase{1, 30, 200, 2, 64, 40.0}), // nearly one-hot rows
+    [](const auto& info) {
+      const auto& c = info.param;
+      return "q" + std::to_string(c.queries) + "k" + std::to_string(c.keys) + "h" + std::to_string(c.heads) + "d" +
+             std::to_string(c.head_dim) + (c.query_scale > 1 ? "sharp" : "");
+    });
+
+TEST(FusedAttentionInput, NamesWhatItCannotTake) {
+  const auto q = at::randn({1, 4, 8});
+  try {
+    fused_attention(q, q, q, 2);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Float"), std::string::npos) << e.what();
+  }
+}
+
+// The UNet reaches the kernel through scaled_dot_product_attention in bf16 inference, and the fp32
+// path (the fixture tolerances) is unchanged.
+TEST(ScaledDotProductAttention, AgreesAcrossPrecisions) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(11);
+  const auto q = at::randn({2, 48, 64}), k = at::randn({2, 20, 64}), v = at::randn({2, 20, 64});
+  const auto expected = reference_attention(q, k, v, 4);
+  const auto fp32 = scaled_dot_product_attention(q, k, v, 4);
+  EXPECT_LE((fp32.to(at::kDouble) - expected).abs().max().item<double>(), 1e-5);
+  const auto bf16 = scaled_dot_product_attention(q.to(at::kBFloat16), k.to(at::kBFloat16), v.to(at::kBFloat16), 4);
+  EXPECT_EQ(bf16.scalar_type(), at::kBFloat16);
+  EXPECT_LE((bf16.to(at::kDouble) - expected).abs().max().item<double>(), 3e-2);
+}
+
+}  // namespace
+}  // namespace diffuse::models
