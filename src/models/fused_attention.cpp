@@ -7,19 +7,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/avx512_math.h"
 #include "util/error.h"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define DIFFUSE_BF16_KERNEL 1
-// Only these functions use AVX-512: the rest of the program still runs on CPUs without it.
-#define KERNEL __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
-#endif
 
 namespace diffuse::models {
 
-#ifdef DIFFUSE_BF16_KERNEL
+#ifdef DIFFUSE_AVX512_KERNELS
 namespace {
+
+using namespace avx512;
 
 // Query rows per work item: a multiple of both tiles' row counts below.
 constexpr int64_t kBlockRows = 24;
@@ -61,44 +57,8 @@ void pack_values(const uint16_t* v, const Layout& l, uint16_t* out) {
     }
 }
 
-KERNEL inline __m512bh as_bf16(__m512i bits) { return (__m512bh)bits; }
-
-// GCC 12's unmasked forms of these intrinsics warn (-Wmaybe-uninitialized) about their own
-// placeholder operand; the all-lanes masked forms are the same instructions.
-constexpr __mmask16 kAllLanes = 0xffff;
-
-KERNEL inline float horizontal_max(__m512 x) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, x);
-  return *std::max_element(lanes, lanes + 16);
-}
-
-KERNEL inline float horizontal_sum(__m512 x) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, x);
-  float sum = 0;
-  for (float lane : lanes) sum += lane;
-  return sum;
-}
-
-// 2^x for x <= 0: exponent by scalef, fraction by a degree-6 Taylor polynomial (relative error
-// below 2e-7 on [-0.5, 0.5], far under bf16's 4e-3).
-KERNEL inline __m512 exp2_nonpositive(__m512 x) {
-  x = _mm512_maskz_max_ps(kAllLanes, x, _mm512_set1_ps(-126.0f));
-  const __m512 whole = _mm512_maskz_roundscale_ps(kAllLanes, x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, whole);
-  __m512 p = _mm512_set1_ps(1.5403530393381608e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_scalef_ps(kAllLanes, p, whole);
-}
-
 // scores[r][0..64) = q_r · key_j for kScoreRows query rows against kKeyChunk keys.
-KERNEL void score_tile(const uint32_t* q, int64_t dim_pairs, const uint16_t* k, float* scores, int64_t stride) {
+DIFFUSE_KERNEL void score_tile(const uint32_t* q, int64_t dim_pairs, const uint16_t* k, float* scores, int64_t stride) {
   __m512 acc[kScoreRows][kScoreVectors];
 #pragma GCC unroll 8
   for (int r = 0; r < kScoreRows; ++r)
@@ -123,19 +83,19 @@ KERNEL void score_tile(const uint32_t* q, int64_t dim_pairs, const uint16_t* k, 
 
 // Unnormalised softmax of one score row into bf16 probabilities (zero past `keys`, up to the next
 // multiple of 16); returns 1 / their sum.
-KERNEL float softmax_row(const float* scores, int64_t keys, float scale_log2, uint16_t* probabilities) {
+DIFFUSE_KERNEL float softmax_row(const float* scores, int64_t keys, float scale_log2, uint16_t* probabilities) {
   __m512 top = _mm512_set1_ps(-INFINITY);
   for (int64_t i = 0; i < keys; i += 16) {
-    const __mmask16 valid = keys - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (keys - i)) - 1);
+    const __mmask16 valid = first_lanes(keys - i);
     top = _mm512_maskz_max_ps(kAllLanes, top, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), valid, scores + i));
   }
   const __m512 scale = _mm512_set1_ps(scale_log2);
   const __m512 shift = _mm512_set1_ps(-horizontal_max(top) * scale_log2);
   __m512 sum = _mm512_setzero_ps();
   for (int64_t i = 0; i < keys; i += 16) {
-    const __mmask16 valid = keys - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (keys - i)) - 1);
+    const __mmask16 valid = first_lanes(keys - i);
     const __m512 x = _mm512_fmadd_ps(_mm512_loadu_ps(scores + i), scale, shift);
-    const __m512 e = _mm512_maskz_mov_ps(valid, exp2_nonpositive(x));
+    const __m512 e = _mm512_maskz_mov_ps(valid, exp2_ps(x));
     sum = _mm512_add_ps(sum, e);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(probabilities + i), (__m256i)_mm512_cvtneps_pbh(e));
   }
@@ -145,7 +105,7 @@ KERNEL float softmax_row(const float* scores, int64_t keys, float scale_log2, ui
 // out[r][dims] = probabilities_r · values / sum_r for `Rows` rows and `Vectors` x 16 output dims,
 // of which the first `dims` are stored (rows past `rows` are computed, not stored).
 template <int Rows, int Vectors>
-KERNEL void value_tile(const uint32_t* probabilities, int64_t probability_stride, const uint16_t* values,
+DIFFUSE_KERNEL void value_tile(const uint32_t* probabilities, int64_t probability_stride, const uint16_t* values,
                        int64_t value_stride, int64_t key_pairs, const float* inverse_sums, int64_t rows,
                        uint16_t* out, int64_t out_stride, int64_t dims) {
   __m512 acc[Rows][Vectors];
@@ -200,7 +160,7 @@ struct Scratch {
 };
 
 // One block of up to kBlockRows query rows of one head; q and out point at its first row.
-KERNEL void attend_block(const Layout& l, const uint16_t* q, int64_t rows, const uint16_t* packed_keys,
+DIFFUSE_KERNEL void attend_block(const Layout& l, const uint16_t* q, int64_t rows, const uint16_t* packed_keys,
                          const uint16_t* packed_values, float scale_log2, uint16_t* out, Scratch& scratch) {
   // Queries as 32-bit pairs, zero-padded to whole pairs and whole blocks.
   std::fill(scratch.queries.begin(), scratch.queries.end(), 0u);
@@ -234,12 +194,7 @@ uint16_t* mutable_bits(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.dat
 
 }  // namespace
 
-bool fused_attention_supported() {
-  static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                                __builtin_cpu_supports("avx512bf16");
-  return supported;
-}
+bool fused_attention_supported() { return avx512_bf16_supported(); }
 
 at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, int64_t heads) {
   for (const auto* t : {&q_in, &k_in, &v_in})

@@ -1,6 +1,7 @@
 #include "models/layers.h"
 
 #include "models/attention.h"
+#include "models/fused_ops.h"
 
 namespace diffuse::models {
 
@@ -8,6 +9,24 @@ namespace F = torch::nn::functional;
 
 torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels, double eps) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups, channels).eps(eps).affine(true));
+}
+
+at::Tensor normalize(torch::nn::GroupNorm& norm, const at::Tensor& x) {
+  if (!use_fused_kernels(x)) return norm(x);
+  const auto& o = norm->options;
+  return fused_group_norm(x, o.num_groups(), norm->weight, norm->bias, o.eps(), false);
+}
+
+at::Tensor normalize_silu(torch::nn::GroupNorm& norm, const at::Tensor& x) {
+  if (!use_fused_kernels(x)) return F::silu(norm(x));
+  const auto& o = norm->options;
+  return fused_group_norm(x, o.num_groups(), norm->weight, norm->bias, o.eps(), true);
+}
+
+at::Tensor normalize(torch::nn::LayerNorm& norm, const at::Tensor& x) {
+  const auto& o = norm->options;
+  if (!use_fused_kernels(x) || o.normalized_shape().size() != 1) return norm(x);
+  return fused_layer_norm(x, norm->weight, norm->bias, o.eps());
 }
 
 Conv2d conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) {
@@ -30,11 +49,11 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(int64_t in_channels, int64_t out_channels, 
 }
 
 at::Tensor ResnetBlock2DImpl::forward(const at::Tensor& x, const at::Tensor& temb) {
-  auto h = conv1(F::silu(norm1(x)));
+  auto h = conv1(normalize_silu(norm1, x));
   if (time_emb_proj && temb.defined()) {
     h = h + time_emb_proj(F::silu(temb)).unsqueeze(-1).unsqueeze(-1);
   }
-  h = conv2(F::silu(norm2(h)));
+  h = conv2(normalize_silu(norm2, h));
   return (conv_shortcut ? conv_shortcut(x) : x) + h;
 }
 

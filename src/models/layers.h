@@ -10,6 +10,12 @@ namespace diffuse::models {
 torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels, double eps);
 Conv2d conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = -1);
 
+// The norms as their modules compute them, through the fused bf16 kernels (models/fused_ops.h)
+// wherever those apply; normalize_silu adds the SiLU that follows most group norms.
+at::Tensor normalize(torch::nn::GroupNorm& norm, const at::Tensor& x);
+at::Tensor normalize_silu(torch::nn::GroupNorm& norm, const at::Tensor& x);
+at::Tensor normalize(torch::nn::LayerNorm& norm, const at::Tensor& x);
+
 // ResnetBlock2D: two 3x3 convs with group norms, an optional timestep embedding added in
 // between, and a 1x1 shortcut when the channel count changes.
 struct ResnetBlock2DImpl : torch::nn::Module {

@@ -1,13 +1,15 @@
 #include "models/transformer.h"
 
-namespace diffuse::models {
+#include "models/fused_ops.h"
 
-namespace F = torch::nn::functional;
+namespace diffuse::models {
 
 GEGLUImpl::GEGLUImpl(int64_t dim, int64_t inner) { proj = register_module("proj", torch::nn::Linear(dim, inner * 2)); }
 
 at::Tensor GEGLUImpl::forward(const at::Tensor& x) {
-  auto parts = proj(x).chunk(2, -1);
+  auto projected = proj(x);
+  if (use_fused_kernels(projected)) return fused_geglu(projected);
+  auto parts = projected.chunk(2, -1);
   return parts[0] * at::gelu(parts[1]);
 }
 
@@ -29,9 +31,9 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
 }
 
 at::Tensor BasicTransformerBlockImpl::forward(const at::Tensor& x, const at::Tensor& context) {
-  auto h = attn1(norm1(x)) + x;
-  h = attn2(norm2(h), context) + h;
-  return ff_out(ff_in(norm3(h))) + h;
+  auto h = attn1(normalize(norm1, x)) + x;
+  h = attn2(normalize(norm2, h), context) + h;
+  return ff_out(ff_in(normalize(norm3, h))) + h;
 }
 
 Transformer2DModelImpl::Transformer2DModelImpl(int64_t channels, int64_t heads, int64_t layers, int64_t context_dim,
@@ -56,7 +58,7 @@ Transformer2DModelImpl::Transformer2DModelImpl(int64_t channels, int64_t heads, 
 
 at::Tensor Transformer2DModelImpl::forward(const at::Tensor& x, const at::Tensor& context) {
   const auto b = x.size(0), height = x.size(2), width = x.size(3);
-  auto h = norm(x);
+  auto h = normalize(norm, x);
   const auto to_tokens = [&](const at::Tensor& t) { return t.permute({0, 2, 3, 1}).reshape({b, height * width, -1}); };
   const auto to_image = [&](const at::Tensor& t) {
     return t.reshape({b, height, width, -1}).permute({0, 3, 1, 2}).contiguous();

@@ -4,8 +4,6 @@
 
 namespace diffuse::models {
 
-namespace F = torch::nn::functional;
-
 namespace {
 
 ResnetBlock2DImpl& resnet(const torch::nn::ModuleList& list, size_t i) { return *list->ptr(i)->as<ResnetBlock2DImpl>(); }
@@ -143,7 +141,7 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at:
   for (const auto& block : *down_blocks) x = block->as<DownBlockImpl>()->forward(x, temb, context, skips);
   x = mid_block->forward(x, temb, context);
   for (const auto& block : *up_blocks) x = block->as<UpBlockImpl>()->forward(x, temb, context, skips);
-  return conv_out(F::silu(conv_norm_out(x)));
+  return conv_out(normalize_silu(conv_norm_out, x));
 }
 
 }  // namespace diffuse::models

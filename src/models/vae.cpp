@@ -2,8 +2,6 @@
 
 namespace diffuse::models {
 
-namespace F = torch::nn::functional;
-
 namespace {
 
 constexpr double kVaeEps = 1e-6;
@@ -26,7 +24,7 @@ VaeAttentionImpl::VaeAttentionImpl(int64_t channels, int64_t groups) {
 
 at::Tensor VaeAttentionImpl::forward(const at::Tensor& x) {
   const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  auto tokens = group_norm(x).reshape({b, c, h * w}).transpose(1, 2);
+  auto tokens = normalize(group_norm, x).reshape({b, c, h * w}).transpose(1, 2);
   auto out = attention(tokens).transpose(1, 2).reshape({b, c, h, w});
   return out + x;
 }
@@ -86,7 +84,7 @@ at::Tensor EncoderImpl::forward(const at::Tensor& image) {
   auto x = conv_in(image);
   for (const auto& block : *down_blocks) x = block->as<VaeLevelImpl>()->forward(x);
   x = mid_block->forward(x);
-  return conv_out(F::silu(conv_norm_out(x)));
+  return conv_out(normalize_silu(conv_norm_out, x));
 }
 
 DecoderImpl::DecoderImpl(const VaeConfig& c) {
@@ -107,7 +105,7 @@ DecoderImpl::DecoderImpl(const VaeConfig& c) {
 at::Tensor DecoderImpl::forward(const at::Tensor& latent) {
   auto x = mid_block->forward(conv_in(latent));
   for (const auto& block : *up_blocks) x = block->as<VaeLevelImpl>()->forward(x);
-  return conv_out(F::silu(conv_norm_out(x)));
+  return conv_out(normalize_silu(conv_norm_out, x));
 }
 
 at::Tensor LatentDistribution::sample(at::Generator& generator) const {
