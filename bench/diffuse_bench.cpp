@@ -66,15 +66,20 @@ std::string utc_now() {
   return text;
 }
 
-// Times one section: resets the peak-memory mark first so each row's peak is its own.
+// Times one section: resets the peak-memory mark first so each row's peak is its own. Steady-state
+// sections (one network evaluation) run once untimed after the reset: the first call creates
+// oneDNN's primitives and, since the reset hands freed memory back, page-faults in every activation,
+// which a sampler's second and later steps do not pay (512x512 UNet step: 3.7 s cold, 3.2 s warm).
+enum class Warmup { none, once };
+
 template <typename Run>
-Row timed(const std::string& section, at::ScalarType dtype, double flops, double ceiling, Run&& run) {
+Row timed(const std::string& section, at::ScalarType dtype, double flops, double ceiling, Warmup warmup, Run&& run) {
   std::fprintf(stderr, "  %s (%s) ...\n", section.c_str(), pipeline::dtype_name(dtype).c_str());
   reset_peak_rss();
   Row row;
   row.section = section;
   row.precision = pipeline::dtype_name(dtype);
-  row.seconds = time_best(run);
+  row.seconds = time_best(run, 1, warmup == Warmup::once ? 1 : 0);
   row.gflop = flops / 1e9;
   row.ceiling_gflops = ceiling;
   row.peak_rss_mib = peak_rss_mib();
@@ -99,14 +104,14 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
   load.dtype = dtype;
   load.low_memory = low_memory;
   std::optional<pipeline::StableDiffusionModel> model;
-  rows.push_back(timed("load" + suffix, dtype, 0, 0, [&] { model.emplace(pipeline::StableDiffusionModel::load(o.model, load)); }));
+  rows.push_back(timed("load" + suffix, dtype, 0, 0, Warmup::none, [&] { model.emplace(pipeline::StableDiffusionModel::load(o.model, load)); }));
   double process_peak = rows.back().peak_rss_mib;
   const auto options = at::TensorOptions().dtype(dtype);
 
   if (!low_memory) {
     at::Tensor context;
     rows.push_back(timed("text encoder x2 (prompt, negative)", dtype,
-                         text_encoder_flops(arch.text_encoder, 2).total(), ceiling.conv_gflops, [&] {
+                         text_encoder_flops(arch.text_encoder, 2).total(), ceiling.conv_gflops, Warmup::once, [&] {
                            context = at::cat({model->encode_prompt(""), model->encode_prompt("a photo of a cat")});
                          }));
     context = context.to(dtype);
@@ -115,9 +120,8 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
       if (side == 512 && o.skip_512) continue;
       const int latent = side / 8;
       const auto x = at::randn({2, 4, latent, latent}, options);
-      model->unet->forward(x, t, context);  // warm-up: oneDNN creates its primitives on first use
       rows.push_back(timed("unet cfg step " + std::to_string(side) + "x" + std::to_string(side), dtype,
-                           unet_flops(arch.unet, 2, latent, latent).total(), ceiling.conv_gflops,
+                           unet_flops(arch.unet, 2, latent, latent).total(), ceiling.conv_gflops, Warmup::once,
                            [&] { model->unet->forward(x, t, context); }));
     }
     for (const int side : {256, 512}) {
@@ -125,17 +129,17 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
       const int latent = side / 8;
       const auto z = at::randn({1, 4, latent, latent});
       rows.push_back(timed("vae decode " + std::to_string(side) + "x" + std::to_string(side), dtype,
-                           vae_decode_flops(arch.vae, 1, latent, latent).total(), ceiling.conv_gflops,
+                           vae_decode_flops(arch.vae, 1, latent, latent).total(), ceiling.conv_gflops, Warmup::once,
                            [&] { model->decode_latents(z); }));
     }
     // The UNet's top-level self-attention at 512x512: 4096 tokens, 8 heads of 40, batch 2.
     const int64_t tokens = 4096, width = 320, heads = 8;
     const auto q = at::randn({2, tokens, width}, options), k = at::randn_like(q), v = at::randn_like(q);
-    models::scaled_dot_product_attention(q, k, v, heads);
-    release_free_memory();  // the warm-up's blocks, kept by tcmalloc, are not the op's working memory
+    release_free_memory();  // blocks tcmalloc keeps are not the op's working memory
     const double before = current_rss_mib();
     rows.push_back(timed("self-attention 4096 tokens, 8x40, batch 2", dtype, 4.0 * tokens * tokens * width * 2,
-                         ceiling.matmul_gflops, [&] { models::scaled_dot_product_attention(q, k, v, heads); }));
+                         ceiling.matmul_gflops, Warmup::once,
+                         [&] { models::scaled_dot_product_attention(q, k, v, heads); }));
     rows.back().peak_rss_mib -= before;  // the attention's own working memory
     rows.back().section += " [MiB: working memory]";
   }
@@ -149,7 +153,8 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
     const double flops = text_encoder_flops(arch.text_encoder, 2).total() +
                          o.steps * unet_flops(arch.unet, 2, 64, 64).total() + vae_decode_flops(arch.vae, 1, 64, 64).total();
     rows.push_back(timed("generate 512x512, " + std::to_string(o.steps) + " steps" + suffix, dtype, flops,
-                         ceiling.conv_gflops, [&] { result.pixels = pipeline::text_to_image(*model, params).pixels; }));
+                         ceiling.conv_gflops, Warmup::none,
+                         [&] { result.pixels = pipeline::text_to_image(*model, params).pixels; }));
     process_peak = std::max(process_peak, rows.back().peak_rss_mib);
   }
   result.generation_peak_mib = process_peak;

@@ -83,7 +83,8 @@ DIFFUSE_KERNEL inline __m512 silu_ps(__m512 x) {
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
 DIFFUSE_KERNEL inline __m512 erf_ps(__m512 x) {
   const __m512 z = _mm512_abs_ps(x);
-  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f), one));
   __m512 p = _mm512_set1_ps(1.061405429f);
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));

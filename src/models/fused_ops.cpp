@@ -1,6 +1,7 @@
 #include "models/fused_ops.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -118,6 +119,7 @@ bool use_fused_kernels(const at::Tensor& x) {
 at::Tensor fused_group_norm(const at::Tensor& x_in, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
                             double eps, bool then_silu) {
   require_bf16(x_in, "fused group norm");
+  RECORD_FUNCTION(then_silu ? "diffuse::group_norm_silu" : "diffuse::group_norm", std::vector<c10::IValue>());
   if (x_in.dim() < 2 || groups <= 0 || x_in.size(1) % groups != 0)
     throw Error("fused group norm: input " + c10::str(x_in.sizes()) + " cannot be split into " +
                 std::to_string(groups) + " groups of channels");
@@ -140,6 +142,7 @@ at::Tensor fused_group_norm(const at::Tensor& x_in, int64_t groups, const at::Te
 
 at::Tensor fused_layer_norm(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias, double eps) {
   require_bf16(x_in, "fused layer norm");
+  RECORD_FUNCTION("diffuse::layer_norm", std::vector<c10::IValue>());
   const auto x = x_in.contiguous();
   const int64_t width = x.size(-1), rows = x.numel() / std::max<int64_t>(1, width);
   const auto gamma = affine_as_float(weight, width, 1.0f, "fused layer norm");
@@ -155,6 +158,7 @@ at::Tensor fused_layer_norm(const at::Tensor& x_in, const at::Tensor& weight, co
 
 at::Tensor fused_geglu(const at::Tensor& projected) {
   require_bf16(projected, "fused GEGLU");
+  RECORD_FUNCTION("diffuse::geglu", std::vector<c10::IValue>());
   if (projected.size(-1) % 2 != 0)
     throw Error("fused GEGLU: last dimension " + std::to_string(projected.size(-1)) + " is not even");
   const auto x = projected.contiguous();

@@ -35,7 +35,8 @@ TEST_F(FusedOps, GroupNormWithAndWithoutSilu) {
     int64_t groups;
   };
   // UNet level 1, the VAE's 3-channel-per-group layout, an odd plane (7x5), a 1-d input.
-  for (const auto& c : {Case{{2, 320, 16, 16}, 32}, Case{{1, 96, 9, 9}, 32}, Case{{2, 6, 7, 5}, 3}, Case{{3, 8, 21}, 2}}) {
+  for (const auto& c :
+       {Case{{2, 320, 16, 16}, 32}, Case{{1, 96, 9, 9}, 32}, Case{{2, 6, 7, 5}, 3}, Case{{3, 8, 21}, 2}}) {
     SCOPED_TRACE(c10::str(c.shape));
     const int64_t channels = c.shape[1];
     const auto x = (at::randn(c.shape) * 3 + 1).to(at::kBFloat16);
