@@ -58,45 +58,54 @@ void pack_values(const uint16_t* v, const Layout& l, uint16_t* out) {
     }
 }
 
-// scores[r][0..64) = q_r · key_j for kScoreRows query rows against kKeyChunk keys.
-DIFFUSE_KERNEL void score_tile(const uint32_t* q, int64_t dim_pairs, const uint16_t* k, float* scores, int64_t stride) {
+// scores[r][0..64) = q_r · key_j for kScoreRows query rows against kKeyChunk keys, of which the
+// first `keys` are real; row_max[r] (16 lanes each) takes the largest real score of each row.
+DIFFUSE_KERNEL void score_tile(const uint32_t* q, int64_t dim_pairs, const uint16_t* k, int64_t keys, float* scores,
+                               int64_t stride, float* row_max) {
   __m512 acc[kScoreRows][kScoreVectors];
 #pragma GCC unroll 8
   for (int r = 0; r < kScoreRows; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < kScoreVectors; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t p = 0; p < dim_pairs; ++p) {
-    __m512bh keys[kScoreVectors];
+    __m512bh key[kScoreVectors];
 #pragma GCC unroll 8
-    for (int c = 0; c < kScoreVectors; ++c) keys[c] = as_bf16(_mm512_loadu_si512(k + (c * dim_pairs + p) * 32));
+    for (int c = 0; c < kScoreVectors; ++c) key[c] = as_bf16(_mm512_loadu_si512(k + (c * dim_pairs + p) * 32));
 #pragma GCC unroll 8
     for (int r = 0; r < kScoreRows; ++r) {
       const __m512bh query = as_bf16(_mm512_set1_epi32(static_cast<int>(q[r * dim_pairs + p])));
 #pragma GCC unroll 8
-      for (int c = 0; c < kScoreVectors; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], query, keys[c]);
+      for (int c = 0; c < kScoreVectors; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], query, key[c]);
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < kScoreRows; ++r)
+  for (int r = 0; r < kScoreRows; ++r) {
+    __m512 top = _mm512_loadu_ps(row_max + r * 16);
 #pragma GCC unroll 8
-    for (int c = 0; c < kScoreVectors; ++c) _mm512_storeu_ps(scores + r * stride + c * 16, acc[r][c]);
+    for (int c = 0; c < kScoreVectors; ++c) {
+      _mm512_storeu_ps(scores + r * stride + c * 16, acc[r][c]);
+      top = _mm512_mask_max_ps(top, first_lanes(keys - c * 16), top, acc[r][c]);
+    }
+    _mm512_storeu_ps(row_max + r * 16, top);
+  }
 }
 
 // Unnormalised softmax of one score row into bf16 probabilities (zero past `keys`, up to the next
-// multiple of 16); returns 1 / their sum.
-DIFFUSE_KERNEL float softmax_row(const float* scores, int64_t keys, float scale_log2, uint16_t* probabilities) {
-  __m512 top = _mm512_set1_ps(-INFINITY);
-  for (int64_t i = 0; i < keys; i += 16) {
-    const __mmask16 valid = first_lanes(keys - i);
-    top = _mm512_maskz_max_ps(kAllLanes, top, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), valid, scores + i));
-  }
+// multiple of 16), given the row's largest score; returns 1 / their sum.
+DIFFUSE_KERNEL float softmax_row(const float* scores, int64_t keys, float top, float scale_log2,
+                                 uint16_t* probabilities) {
   const __m512 scale = _mm512_set1_ps(scale_log2);
-  const __m512 shift = _mm512_set1_ps(-horizontal_max(top) * scale_log2);
+  const __m512 shift = _mm512_set1_ps(-top * scale_log2);
   __m512 sum = _mm512_setzero_ps();
-  for (int64_t i = 0; i < keys; i += 16) {
-    const __mmask16 valid = first_lanes(keys - i);
+  int64_t i = 0;
+  for (; i + 16 <= keys; i += 16) {
+    const __m512 e = exp2_ps(_mm512_fmadd_ps(_mm512_loadu_ps(scores + i), scale, shift));
+    sum = _mm512_add_ps(sum, e);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(probabilities + i), (__m256i)_mm512_cvtneps_pbh(e));
+  }
+  if (i < keys) {
     const __m512 x = _mm512_fmadd_ps(_mm512_loadu_ps(scores + i), scale, shift);
-    const __m512 e = _mm512_maskz_mov_ps(valid, exp2_ps(x));
+    const __m512 e = _mm512_maskz_mov_ps(first_lanes(keys - i), exp2_ps(x));
     sum = _mm512_add_ps(sum, e);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(probabilities + i), (__m256i)_mm512_cvtneps_pbh(e));
   }
@@ -153,10 +162,12 @@ struct Scratch {
       : queries(kBlockRows * l.dim_pairs),
         scores(kBlockRows * l.padded_keys),
         probabilities(kBlockRows * l.padded_keys),
+        row_max(kBlockRows * 16),
         inverse_sums(kBlockRows) {}
   std::vector<uint32_t> queries;
   std::vector<float> scores;
   std::vector<uint16_t> probabilities;
+  std::vector<float> row_max;  // 16 lanes per row
   std::vector<float> inverse_sums;
 };
 
@@ -169,14 +180,18 @@ DIFFUSE_KERNEL void attend_block(const Layout& l, const uint16_t* q, int64_t row
     for (int64_t dim = 0; dim < l.head_dim; ++dim)
       scratch.queries[r * l.dim_pairs + dim / 2] |= uint32_t(q[r * l.row_stride() + dim]) << (16 * (dim % 2));
 
+  std::fill(scratch.row_max.begin(), scratch.row_max.end(), -INFINITY);
   for (int64_t chunk = 0; chunk < l.padded_keys; chunk += kKeyChunk)
     for (int64_t r = 0; r < kBlockRows; r += kScoreRows)
       score_tile(scratch.queries.data() + r * l.dim_pairs, l.dim_pairs, packed_keys + chunk * l.dim_pairs * 2,
-                 scratch.scores.data() + r * l.padded_keys + chunk, l.padded_keys);
+                 l.keys - chunk, scratch.scores.data() + r * l.padded_keys + chunk, l.padded_keys,
+                 scratch.row_max.data() + r * 16);
 
-  for (int64_t r = 0; r < rows; ++r)
-    scratch.inverse_sums[r] = softmax_row(scratch.scores.data() + r * l.padded_keys, l.keys, scale_log2,
+  for (int64_t r = 0; r < rows; ++r) {
+    const float top = horizontal_max(_mm512_loadu_ps(scratch.row_max.data() + r * 16));
+    scratch.inverse_sums[r] = softmax_row(scratch.scores.data() + r * l.padded_keys, l.keys, top, scale_log2,
                                           scratch.probabilities.data() + r * l.padded_keys);
+  }
 
   const auto* probabilities = reinterpret_cast<const uint32_t*>(scratch.probabilities.data());
   const int64_t pair_stride = l.padded_keys / 2, key_pairs = (l.keys + 1) / 2;
