@@ -89,9 +89,10 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
   const bool recording = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   const auto method = recording ? Method::chunked : requested_method();
   if (method == Method::chunked) return chunked(q, k, v, heads, causal_mask);
-  const bool fusable = !causal_mask.defined() && q.scalar_type() == at::kBFloat16 && q.device().is_cpu() &&
-                       k.scalar_type() == at::kBFloat16 && v.scalar_type() == at::kBFloat16;
-  if (method == Method::fused && fusable && fused_attention_supported()) return fused_attention(q, k, v, heads);
+  const auto dtype = q.scalar_type();
+  const bool fusable = !causal_mask.defined() && q.device().is_cpu() && k.scalar_type() == dtype &&
+                       v.scalar_type() == dtype && fused_attention_supported(dtype);
+  if (method == Method::fused && fusable) return fused_attention(q, k, v, heads);
   return blocked(q, k, v, heads, causal_mask);
 }
 

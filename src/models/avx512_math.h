@@ -1,7 +1,8 @@
 #pragma once
-// AVX-512 helpers shared by the fused bf16 kernels. Only for .cpp files that check
+// AVX-512 helpers shared by the fused kernels. Only for .cpp files that check
 // avx512_bf16_supported() before calling a DIFFUSE_KERNEL function: everything else in the program
-// still runs on CPUs without AVX-512.
+// still runs on CPUs without AVX-512. Kernels that use no bf16 instruction may run where
+// avx512_supported() alone holds.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -13,10 +14,14 @@
 
 namespace diffuse::models::avx512 {
 
-inline bool avx512_bf16_supported() {
+inline bool avx512_supported() {
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                                __builtin_cpu_supports("avx512bf16");
+                                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return supported;
+}
+
+inline bool avx512_bf16_supported() {
+  static const bool supported = avx512_supported() && __builtin_cpu_supports("avx512bf16");
   return supported;
 }
 
