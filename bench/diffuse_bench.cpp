@@ -196,14 +196,18 @@ int run(const BenchOptions& o_in) {
   report["threads"] = at::get_num_threads();
   report["load_average_at_start"] = read_first_line("/proc/loadavg");
   report["native_bf16"] = pipeline::default_dtype() == at::kBFloat16;
-  report["blas"] = {{"libtorch_build", blas.configured}, {"loaded", blas.loaded}, {"system_libblas", blas.system}};
+  report["blas"] = {{"libtorch_build", blas.configured},
+                    {"loaded", blas.loaded},
+                    {"system_libblas", blas.system},
+                    {"openblas_core", blas.openblas_core}};
   report["allocator"] = allocator_library();
   std::printf("diffuse-bench %s, %s\n%s, %d threads, native bf16: %s\nload average: %s\n", o.arch.c_str(),
               report["date"].get<std::string>().c_str(), report["cpu"].get<std::string>().c_str(),
               at::get_num_threads(), report["native_bf16"].get<bool>() ? "yes" : "no",
               report["load_average_at_start"].get<std::string>().c_str());
-  std::printf("BLAS: libtorch built with %s; loaded: %s; libblas.so.3 -> %s\n", blas.configured.c_str(),
-              blas.loaded.c_str(), blas.system.c_str());
+  std::printf("BLAS: libtorch built with %s; loaded: %s; libblas.so.3 -> %s; OpenBLAS kernels: %s\n",
+              blas.configured.c_str(), blas.loaded.c_str(), blas.system.c_str(),
+              blas.openblas_core.empty() ? "none" : blas.openblas_core.c_str());
   std::printf("allocator: %s\n", report["allocator"].get<std::string>().c_str());
   std::fflush(stdout);
 

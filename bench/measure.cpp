@@ -1,6 +1,9 @@
 #include "measure.h"
 
+#include <dlfcn.h>
+
 #include <cctype>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <cmath>
@@ -80,6 +83,13 @@ BlasInfo blas_info() {
   std::error_code error;
   const auto target = std::filesystem::canonical("/usr/lib/x86_64-linux-gnu/libblas.so.3", error);
   info.system = error ? "unknown" : target.string();
+  using CoreName = char* (*)();
+  if (auto* core_name = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
+    info.openblas_core = core_name();
+    if (const char* forced = std::getenv("OPENBLAS_CORETYPE")) {
+      info.openblas_core += std::string(" (OPENBLAS_CORETYPE=") + forced + " in the environment)";
+    }
+  }
   return info;
 }
 

@@ -22,6 +22,10 @@ struct BlasInfo {
   std::string configured;  // BLAS_INFO from libtorch's build config
   std::string loaded;      // the libblas / openblas / mkl shared objects mapped into this process
   std::string system;      // where the system's libblas.so.3 alternative points
+  // The kernels OpenBLAS runs (openblas_get_corename), if it is loaded, and why: OPENBLAS_CORETYPE
+  // in the environment overrides its detection (one sandbox here sets Haswell, AVX2 only, on an
+  // AVX-512 CPU OpenBLAS itself would run as Cooperlake: fp32 products at half speed).
+  std::string openblas_core;
 };
 BlasInfo blas_info();
 // The malloc in use: a tcmalloc or jemalloc shared object mapped into this process, else glibc's.
