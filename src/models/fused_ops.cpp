@@ -13,6 +13,7 @@
 
 namespace diffuse::models {
 
+#ifdef DIFFUSE_AVX512_KERNELS
 namespace {
 
 bool switched_off() {
@@ -41,7 +42,6 @@ at::Tensor affine_as_float(const at::Tensor& parameter, int64_t size, float fill
 const uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 uint16_t* mutable_bits(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
-#ifdef DIFFUSE_AVX512_KERNELS
 using namespace avx512;
 
 // Mean and 1/sqrt(variance + eps) of n values, two passes (the values are in cache for the second).
@@ -100,9 +100,9 @@ DIFFUSE_KERNEL void geglu_row(const uint16_t* x, uint16_t* y, int64_t half) {
     store_bf16(y + i, _mm512_mul_ps(load_bf16(x + i, lanes), gelu_ps(load_bf16(x + half + i, lanes))), lanes);
   }
 }
-#endif
 
 }  // namespace
+#endif
 
 bool use_fused_kernels(const at::Tensor& x) {
 #ifdef DIFFUSE_AVX512_KERNELS
