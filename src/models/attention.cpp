@@ -1,11 +1,11 @@
 #include "models/attention.h"
 
-#include "models/fused_attention.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+
+#include "models/fused_attention.h"
 
 namespace diffuse::models {
 
