@@ -4,6 +4,7 @@
 // still runs on CPUs without AVX-512. Kernels that use no bf16 instruction may run where
 // avx512_supported() alone holds.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <ATen/ATen.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -34,6 +35,12 @@ constexpr __mmask16 kAllLanes = 0xffff;
 DIFFUSE_KERNEL inline __mmask16 first_lanes(int64_t count) {
   return count >= 16 ? kAllLanes : __mmask16((1u << std::max<int64_t>(count, 0)) - 1);
 }
+
+// A bf16 tensor's storage as raw 16-bit values, as the kernels address it.
+inline const uint16_t* bf16_bits(const at::Tensor& t) {
+  return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>());
+}
+inline uint16_t* bf16_bits(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
 DIFFUSE_KERNEL inline __m512bh as_bf16(__m512i bits) { return (__m512bh)bits; }
 

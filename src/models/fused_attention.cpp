@@ -32,10 +32,8 @@ struct Bf16 {
   using Scalar = uint32_t;   // a pair of them, broadcast to every lane
   using Vector = __m512bh;
   static constexpr int64_t kDepth = 2;
-  static const Storage* data(const at::Tensor& t) {
-    return reinterpret_cast<const Storage*>(t.data_ptr<at::BFloat16>());
-  }
-  static Storage* data(at::Tensor& t) { return reinterpret_cast<Storage*>(t.data_ptr<at::BFloat16>()); }
+  static const Storage* data(const at::Tensor& t) { return bf16_bits(t); }
+  static Storage* data(at::Tensor& t) { return bf16_bits(t); }
   DIFFUSE_KERNEL static Vector load(const Storage* p) { return as_bf16(_mm512_loadu_si512(p)); }
   DIFFUSE_KERNEL static Vector broadcast(Scalar s) { return as_bf16(_mm512_set1_epi32(static_cast<int>(s))); }
   DIFFUSE_KERNEL static __m512 multiply_add(__m512 acc, Vector a, Vector b) { return _mm512_dpbf16_ps(acc, a, b); }

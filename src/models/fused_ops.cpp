@@ -39,9 +39,6 @@ at::Tensor affine_as_float(const at::Tensor& parameter, int64_t size, float fill
   return parameter.to(at::kFloat).contiguous();
 }
 
-const uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
-uint16_t* mutable_bits(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
-
 using namespace avx512;
 
 // Mean and 1/sqrt(variance + eps) of n values, two passes (the values are in cache for the second).
@@ -132,7 +129,7 @@ at::Tensor fused_group_norm(const at::Tensor& x_in, int64_t groups, const at::Te
   at::parallel_for(0, batch * groups, 1, [&](int64_t begin, int64_t end) {
     for (int64_t span = begin; span < end; ++span) {
       const int64_t first_channel = span % groups * per_group, offset = span * per_group * plane;
-      group_norm_span(bits(x) + offset, mutable_bits(y) + offset, per_group, plane,
+      group_norm_span(bf16_bits(x) + offset, bf16_bits(y) + offset, per_group, plane,
                       gamma.data_ptr<float>() + first_channel, beta.data_ptr<float>() + first_channel,
                       static_cast<float>(eps), then_silu);
     }
@@ -150,7 +147,7 @@ at::Tensor fused_layer_norm(const at::Tensor& x_in, const at::Tensor& weight, co
   auto y = at::empty_like(x);
   at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row)
-      layer_norm_row(bits(x) + row * width, mutable_bits(y) + row * width, width, gamma.data_ptr<float>(),
+      layer_norm_row(bf16_bits(x) + row * width, bf16_bits(y) + row * width, width, gamma.data_ptr<float>(),
                      beta.data_ptr<float>(), static_cast<float>(eps));
   });
   return y;
@@ -167,7 +164,7 @@ at::Tensor fused_geglu(const at::Tensor& projected) {
   sizes.back() = half;
   auto y = at::empty(sizes, x.options());
   at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) geglu_row(bits(x) + row * width, mutable_bits(y) + row * half, half);
+    for (int64_t row = begin; row < end; ++row) geglu_row(bf16_bits(x) + row * width, bf16_bits(y) + row * half, half);
   });
   return y;
 }
