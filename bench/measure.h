@@ -33,7 +33,7 @@ std::string allocator_library();
 
 struct Ceiling {
   double conv_gflops = 0;    // 3x3 convolution, 640 channels, 2x64x64 (the UNet's widest work)
-  double matmul_gflops = 0;  // 8192x1280 by 1280x1280
+  double matmul_gflops = 0;  // 8192x1280 by 1280x1280: libtorch's or packed oneDNN's, the faster
 };
 Ceiling measure_ceiling(at::ScalarType dtype);
 

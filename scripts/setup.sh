@@ -4,6 +4,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev            # tensor library (CPU, oneDNN)
+  libdnnl-dev             # oneDNN's headers: packed matrix products for linear layers
   libopenblas-dev         # tuned BLAS for fp32 matrix products
   libtcmalloc-minimal4    # malloc that keeps freed memory: glibc's re-faults every large tensor
   libgtest-dev            # tests

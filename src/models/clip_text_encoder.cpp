@@ -16,10 +16,10 @@ torch::nn::LayerNorm layer_norm(int64_t width, double eps) {
 }  // namespace
 
 ClipAttentionImpl::ClipAttentionImpl(int64_t width, int64_t heads_) : heads(heads_) {
-  q_proj = register_module("q_proj", torch::nn::Linear(width, width));
-  k_proj = register_module("k_proj", torch::nn::Linear(width, width));
-  v_proj = register_module("v_proj", torch::nn::Linear(width, width));
-  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+  q_proj = register_module("q_proj", Linear(width, width));
+  k_proj = register_module("k_proj", Linear(width, width));
+  v_proj = register_module("v_proj", Linear(width, width));
+  out_proj = register_module("out_proj", Linear(width, width));
 }
 
 at::Tensor ClipAttentionImpl::forward(const at::Tensor& x, const at::Tensor& causal_mask) {
@@ -30,8 +30,8 @@ ClipEncoderLayerImpl::ClipEncoderLayerImpl(const TextEncoderConfig& c) : quick_g
   self_attn = register_module("self_attn", ClipAttention(c.hidden_size, c.num_heads));
   layer_norm1 = register_module("layer_norm1", layer_norm(c.hidden_size, c.layer_norm_eps));
   auto mlp = std::make_shared<torch::nn::Module>("CLIPMLP");
-  fc1 = mlp->register_module("fc1", torch::nn::Linear(c.hidden_size, c.intermediate_size));
-  fc2 = mlp->register_module("fc2", torch::nn::Linear(c.intermediate_size, c.hidden_size));
+  fc1 = mlp->register_module("fc1", Linear(c.hidden_size, c.intermediate_size));
+  fc2 = mlp->register_module("fc2", Linear(c.intermediate_size, c.hidden_size));
   register_module("mlp", mlp);
   layer_norm2 = register_module("layer_norm2", layer_norm(c.hidden_size, c.layer_norm_eps));
 }

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "models/config.h"
+#include "models/linear.h"
 
 namespace diffuse::models {
 
@@ -13,7 +14,7 @@ struct ClipAttentionImpl : torch::nn::Module {
   ClipAttentionImpl(int64_t width, int64_t heads);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& causal_mask);
 
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
   int64_t heads;
 };
 TORCH_MODULE(ClipAttention);
@@ -24,7 +25,7 @@ struct ClipEncoderLayerImpl : torch::nn::Module {
 
   ClipAttention self_attn{nullptr};
   torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};  // registered under "mlp"
+  Linear fc1{nullptr}, fc2{nullptr};  // registered under "mlp"
   bool quick_gelu;
 };
 TORCH_MODULE(ClipEncoderLayer);

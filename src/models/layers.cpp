@@ -39,7 +39,7 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(int64_t in_channels, int64_t out_channels, 
   norm1 = register_module("norm1", group_norm(groups, in_channels, eps));
   conv1 = register_module("conv1", conv2d(in_channels, out_channels, 3));
   if (temb_channels > 0) {
-    time_emb_proj = register_module("time_emb_proj", torch::nn::Linear(temb_channels, out_channels));
+    time_emb_proj = register_module("time_emb_proj", Linear(temb_channels, out_channels));
   }
   norm2 = register_module("norm2", group_norm(groups, out_channels, eps));
   conv2 = register_module("conv2", conv2d(out_channels, out_channels, 3));
@@ -82,10 +82,10 @@ at::Tensor Upsample2DImpl::forward(const at::Tensor& x, c10::optional<std::vecto
 AttentionImpl::AttentionImpl(int64_t query_dim, int64_t context_dim, int64_t heads_, int64_t head_dim, bool qkv_bias)
     : heads(heads_) {
   const int64_t inner = heads * head_dim;
-  to_q = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(query_dim, inner).bias(qkv_bias)));
-  to_k = register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(qkv_bias)));
-  to_v = register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(context_dim, inner).bias(qkv_bias)));
-  out_proj = torch::nn::Linear(inner, query_dim);
+  to_q = register_module("to_q", Linear(torch::nn::LinearOptions(query_dim, inner).bias(qkv_bias)));
+  to_k = register_module("to_k", Linear(torch::nn::LinearOptions(context_dim, inner).bias(qkv_bias)));
+  to_v = register_module("to_v", Linear(torch::nn::LinearOptions(context_dim, inner).bias(qkv_bias)));
+  out_proj = Linear(inner, query_dim);
   to_out->push_back(out_proj);
   register_module("to_out", to_out);
 }

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "models/conv.h"
+#include "models/linear.h"
 
 namespace diffuse::models {
 
@@ -24,7 +25,7 @@ struct ResnetBlock2DImpl : torch::nn::Module {
 
   torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
   Conv2d conv1{nullptr}, conv2{nullptr}, conv_shortcut{nullptr};
-  torch::nn::Linear time_emb_proj{nullptr};
+  Linear time_emb_proj{nullptr};
 };
 TORCH_MODULE(ResnetBlock2D);
 
@@ -53,9 +54,9 @@ struct AttentionImpl : torch::nn::Module {
   // `context` undefined means self-attention.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& context = at::Tensor());
 
-  torch::nn::Linear to_q{nullptr}, to_k{nullptr}, to_v{nullptr};
+  Linear to_q{nullptr}, to_k{nullptr}, to_v{nullptr};
   torch::nn::ModuleList to_out;
-  torch::nn::Linear out_proj{nullptr};  // alias of to_out[0]
+  Linear out_proj{nullptr};  // alias of to_out[0]
   int64_t heads;
 };
 TORCH_MODULE(Attention);

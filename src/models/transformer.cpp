@@ -4,7 +4,7 @@
 
 namespace diffuse::models {
 
-GEGLUImpl::GEGLUImpl(int64_t dim, int64_t inner) { proj = register_module("proj", torch::nn::Linear(dim, inner * 2)); }
+GEGLUImpl::GEGLUImpl(int64_t dim, int64_t inner) { proj = register_module("proj", Linear(dim, inner * 2)); }
 
 at::Tensor GEGLUImpl::forward(const at::Tensor& x) {
   auto projected = proj(x);
@@ -21,7 +21,7 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
   attn2 = register_module("attn2", Attention(dim, context_dim, heads, dim / heads, false));
   norm3 = register_module("norm3", layer_norm());
   ff_in = GEGLU(dim, dim * 4);
-  ff_out = torch::nn::Linear(dim * 4, dim);
+  ff_out = Linear(dim * 4, dim);
   ff_net->push_back(ff_in);
   ff_net->push_back(torch::nn::Dropout(0.0));
   ff_net->push_back(ff_out);
@@ -41,7 +41,7 @@ Transformer2DModelImpl::Transformer2DModelImpl(int64_t channels, int64_t heads, 
     : linear_projection(linear_projection_) {
   norm = register_module("norm", group_norm(groups, channels, 1e-6));
   if (linear_projection) {
-    proj_in = torch::nn::AnyModule(register_module("proj_in", torch::nn::Linear(channels, channels)));
+    proj_in = torch::nn::AnyModule(register_module("proj_in", Linear(channels, channels)));
   } else {
     proj_in = torch::nn::AnyModule(register_module("proj_in", conv2d(channels, channels, 1)));
   }
@@ -50,7 +50,7 @@ Transformer2DModelImpl::Transformer2DModelImpl(int64_t channels, int64_t heads, 
   }
   register_module("transformer_blocks", transformer_blocks);
   if (linear_projection) {
-    proj_out = torch::nn::AnyModule(register_module("proj_out", torch::nn::Linear(channels, channels)));
+    proj_out = torch::nn::AnyModule(register_module("proj_out", Linear(channels, channels)));
   } else {
     proj_out = torch::nn::AnyModule(register_module("proj_out", conv2d(channels, channels, 1)));
   }

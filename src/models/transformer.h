@@ -10,7 +10,7 @@ namespace diffuse::models {
 struct GEGLUImpl : torch::nn::Module {
   GEGLUImpl(int64_t dim, int64_t inner);
   at::Tensor forward(const at::Tensor& x);
-  torch::nn::Linear proj{nullptr};
+  Linear proj{nullptr};
 };
 TORCH_MODULE(GEGLU);
 
@@ -23,7 +23,7 @@ struct BasicTransformerBlockImpl : torch::nn::Module {
   Attention attn1{nullptr}, attn2{nullptr};
   torch::nn::ModuleList ff_net;  // registered as "ff.net": [GEGLU, Dropout, Linear]
   GEGLU ff_in{nullptr};
-  torch::nn::Linear ff_out{nullptr};
+  Linear ff_out{nullptr};
 };
 TORCH_MODULE(BasicTransformerBlock);
 

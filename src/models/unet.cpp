@@ -114,9 +114,9 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNetConfig& c) : config
   const int first = c.block_out_channels.front();
   conv_in = register_module("conv_in", conv2d(c.in_channels, first, 3));
   time_embedding = torch::nn::Sequential();
-  time_embedding->push_back("linear_1", torch::nn::Linear(first, c.time_embed_dim()));
+  time_embedding->push_back("linear_1", Linear(first, c.time_embed_dim()));
   time_embedding->push_back("act", torch::nn::SiLU());
-  time_embedding->push_back("linear_2", torch::nn::Linear(c.time_embed_dim(), c.time_embed_dim()));
+  time_embedding->push_back("linear_2", Linear(c.time_embed_dim(), c.time_embed_dim()));
   register_module("time_embedding", time_embedding);
   for (int level = 0; level < c.levels(); ++level) down_blocks->push_back(DownBlock(c, level));
   register_module("down_blocks", down_blocks);

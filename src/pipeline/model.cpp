@@ -118,11 +118,16 @@ Module build(const io::ComponentWeights& weights, const json& original_config, a
 // few channels at high resolution, where converting the activations to and from oneDNN's layout
 // costs more than reordering the small kernels (512x512 decode, 2 threads: bf16 4.3 s packed, 3.9 s
 // plain; fp32 at 256x256 2.3 s vs 2.0 s), and the converted copies raise the decoder's peak memory.
-// DIFFUSE_CONV=plain keeps libtorch's path for the UNet too, for A/B measurements.
-void pack_convolutions_unless_plain(torch::nn::Module& module) {
-  const char* choice = std::getenv("DIFFUSE_CONV");
-  if (choice && std::string(choice) == "plain") return;
-  models::pack_convolutions(module);
+// Linear layers need no conversion of their activations, so every model packs them (models/linear.h).
+// DIFFUSE_CONV=plain and DIFFUSE_LINEAR=plain keep libtorch's paths, for A/B measurements.
+bool packing_wanted(const char* switch_variable) {
+  const char* choice = std::getenv(switch_variable);
+  return !(choice && std::string(choice) == "plain");
+}
+
+void pack_for_inference(torch::nn::Module& module, bool convolutions) {
+  if (convolutions && packing_wanted("DIFFUSE_CONV")) models::pack_convolutions(module);
+  if (packing_wanted("DIFFUSE_LINEAR")) models::pack_linear_layers(module);
 }
 
 }  // namespace
@@ -161,13 +166,15 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   if (!options.low_memory || fs::is_directory(path)) {
     model.text_encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
         files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
+    pack_for_inference(*model.text_encoder, false);
   }
   files.text_encoder.tensors.clear();
   model.unet =
       build<models::UNet2DConditionModel, models::UNetConfig>(files.unet, files.original_config, options.dtype);
   files.unet.tensors.clear();
   model.vae = build<models::AutoencoderKL, models::VaeConfig>(files.vae, files.original_config, options.dtype);
-  pack_convolutions_unless_plain(*model.unet);
+  pack_for_inference(*model.unet, true);
+  pack_for_inference(*model.vae, false);
   files.vae.tensors.clear();
   release_free_memory();  // the dense kernels packing replaced, and loading's conversion buffers
   if (options.scheduler_config) {
@@ -189,6 +196,7 @@ at::Tensor StableDiffusionModel::encode_prompt(const std::string& prompt) {
     auto files = io::load_model_files(path_, storage_dtype(path_, at::kFloat));
     text_encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
         files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
+    pack_for_inference(*text_encoder, false);
   }
   const auto ids = tokenizer.encode_padded(prompt);
   auto encoded = text_encoder->encode(at::tensor(ids, at::kLong).unsqueeze(0));
