@@ -1,6 +1,6 @@
-// The fused bf16 GroupNorm(+SiLU), LayerNorm and GEGLU kernels compute what libtorch computes in
-// fp32 from the same bf16 inputs, within bf16's rounding, for the UNet's and VAE's shapes and for
-// sizes that leave partial vectors.
+// The fused GroupNorm(+SiLU), LayerNorm and GEGLU kernels compute what libtorch computes in fp32
+// from the same inputs: within bf16's rounding for bf16 tensors, within fp32's for fp32 ones, for
+// the UNet's and VAE's shapes and for sizes that leave partial vectors.
 #include <gtest/gtest.h>
 
 #include "models/fused_ops.h"
@@ -67,10 +67,37 @@ TEST_F(FusedOps, GegluGatesTheFirstHalfWithTheGeluOfTheSecond) {
   }
 }
 
-TEST_F(FusedOps, NormModulesTakeTheKernelsOnlyForBf16Inference) {
+// fp32 results within a few fp32 roundings of libtorch's (the exponentials and erf are polynomials).
+void expect_close_fp32(const at::Tensor& fused, const at::Tensor& reference) {
+  ASSERT_EQ(fused.sizes(), reference.sizes());
+  ASSERT_EQ(fused.scalar_type(), at::kFloat);
+  const auto error = (fused - reference).abs();
+  EXPECT_TRUE(error.le(reference.abs() * 1e-5 + 1e-5).all().item<bool>()) << "largest error " << error.max().item<double>();
+}
+
+TEST_F(FusedOps, Fp32KernelsMatchLibtorchToFp32Rounding) {
+  if (!use_fused_kernels(at::zeros({1}))) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const auto image = at::randn({2, 96, 9, 7}) * 3 + 1;
+  const auto weight = at::randn({96}), bias = at::randn({96});
+  const auto reference = at::group_norm(image, 32, weight, bias, 1e-6);
+  expect_close_fp32(fused_group_norm(image, 32, weight, bias, 1e-6, false), reference);
+  expect_close_fp32(fused_group_norm(image, 32, weight, bias, 1e-6, true), at::silu(reference));
+  const auto tokens = at::randn({2, 33, 37}) * 2 - 0.5;
+  const auto w = at::randn({37}), b = at::randn({37});
+  expect_close_fp32(fused_layer_norm(tokens, w, b, 1e-5), at::layer_norm(tokens, {37}, w, b, 1e-5));
+  const auto projected = at::randn({2, 17, 2 * 45}) * 3;
+  const auto parts = projected.chunk(2, -1);
+  expect_close_fp32(fused_geglu(projected), parts[0] * at::gelu(parts[1]));
+}
+
+TEST_F(FusedOps, NormModulesTakeTheKernelsOnlyForInference) {
   auto norm = group_norm(4, 8, 1e-6);
   const auto x = at::randn({1, 8, 5, 5});
-  EXPECT_TRUE(at::equal(normalize(norm, x), norm(x)));  // fp32: libtorch's own
+  {
+    torch::AutoGradMode recording(true);
+    const auto tracked = x.clone().requires_grad_(true);
+    EXPECT_TRUE(at::equal(normalize(norm, tracked), norm(tracked)));  // training: libtorch's own
+  }
   norm->to(at::kBFloat16);
   const auto xb = x.to(at::kBFloat16);
   expect_close(normalize_silu(norm, xb), at::silu(norm(x.to(at::kBFloat16)).to(at::kFloat)));
@@ -84,10 +111,11 @@ TEST_F(FusedOps, NamesWhatTheyCannotTake) {
     EXPECT_NE(std::string(e.what()).find("4 groups"), std::string::npos) << e.what();
   }
   try {
-    fused_layer_norm(at::zeros({2, 3}), {}, {}, 1e-5);
+    fused_layer_norm(at::zeros({2, 3}, at::kDouble), {}, {}, 1e-5);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bf16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("takes bf16 or fp32 CPU tensors, got Double"), std::string::npos)
+        << e.what();
   }
   try {
     fused_geglu(at::zeros({2, 3}, at::kBFloat16));
