@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <string>
 
 #include "util/error.h"
 
@@ -35,6 +36,20 @@ dnnl::matmul::primitive_desc matmul_description(const memory::desc& source, cons
 #endif
 }
 
+// A reference kernel accepts any layout, at a fraction of the speed of the others.
+bool is_reference_kernel(const dnnl::matmul::primitive_desc& description) {
+  return std::string(description.impl_info_str()).find("ref") != std::string::npos;
+}
+
+// `source` copied into the layout `layout`.
+memory reordered(memory source, const memory::desc& layout) {  // a handle: copies share the data
+  memory target(layout, cpu_engine());
+  dnnl::stream stream(cpu_engine());
+  dnnl::reorder(source, target).execute(stream, source, target);
+  stream.wait();
+  return target;
+}
+
 }  // namespace
 
 // The weight as oneDNN reordered it, and one primitive per row count: a product's kernels are
@@ -59,6 +74,11 @@ struct PackedMatmul {
   memory::desc bias_desc() const {
     return bias.defined() ? rows_desc(1, out_features) : memory::desc();
   }
+  // A product of `rows` rows whose weight layout oneDNN chooses.
+  dnnl::matmul::primitive_desc description_choosing_layout(int64_t rows) const {
+    const memory::desc any({in_features, out_features}, dnnl_type(dtype), memory::format_tag::any);
+    return matmul_description(rows_desc(rows, in_features), any, bias_desc(), rows_desc(rows, out_features));
+  }
 
   // The product for `rows` rows, reading the packed weights where oneDNN accepts their layout for
   // this shape, otherwise a copy reordered into the layout it asks for.
@@ -66,24 +86,17 @@ struct PackedMatmul {
     std::lock_guard<std::mutex> lock(mutex);
     auto found = products.find(rows);
     if (found != products.end()) return found->second;
-    const auto source = rows_desc(rows, in_features), destination = rows_desc(rows, out_features);
     try {
-      auto description = matmul_description(source, weights.get_desc(), bias_desc(), destination);
-      // A reference kernel accepts any layout, at a fraction of the speed: better to copy the weights.
-      if (std::string(description.impl_info_str()).find("ref") == std::string::npos) {
+      auto description = matmul_description(rows_desc(rows, in_features), weights.get_desc(), bias_desc(),
+                                            rows_desc(rows, out_features));
+      if (!is_reference_kernel(description)) {
         return products.emplace(rows, Product{dnnl::matmul(description), weights}).first->second;
       }
-    } catch (const dnnl::error&) {
+    } catch (const dnnl::error&) {  // no kernel reads that layout at this shape
     }
-    {
-      const memory::desc any({in_features, out_features}, dnnl_type(dtype), memory::format_tag::any);
-      auto description = matmul_description(source, any, bias_desc(), destination);
-      memory reordered(description.weights_desc(), cpu_engine());
-      dnnl::stream stream(cpu_engine());
-      dnnl::reorder(weights, reordered).execute(stream, weights, reordered);
-      stream.wait();
-      return products.emplace(rows, Product{dnnl::matmul(description), reordered}).first->second;
-    }
+    auto description = description_choosing_layout(rows);
+    return products.emplace(rows, Product{dnnl::matmul(description), reordered(weights, description.weights_desc())})
+        .first->second;
   }
 
   at::Tensor forward(const at::Tensor& input) {
@@ -128,18 +141,12 @@ bool LinearImpl::pack_for_inference() {
   try {
     // oneDNN multiplies (rows x in) by (in x out); torch's (out x in) weight is that matrix transposed.
     const auto dense = weight.detach().contiguous();
-    const memory::desc dense_desc({packing->in_features, packing->out_features}, dnnl_type(dtype), memory::format_tag::ba);
-    const memory::desc any({packing->in_features, packing->out_features}, dnnl_type(dtype), memory::format_tag::any);
+    memory dense_memory({{packing->in_features, packing->out_features}, dnnl_type(dtype), memory::format_tag::ba},
+                              cpu_engine(), dense.data_ptr());
     // The layout is chosen for a product of many rows: the UNet's, whose time this is about.
-    const int64_t typical_rows = 4096;
-    auto description = matmul_description(packing->rows_desc(typical_rows, packing->in_features), any,
-                                          packing->bias_desc(), packing->rows_desc(typical_rows, packing->out_features));
-    if (std::string(description.impl_info_str()).find("ref") != std::string::npos) return false;  // no fast kernel
-    packing->weights = memory(description.weights_desc(), cpu_engine());
-    memory dense_memory(dense_desc, cpu_engine(), dense.data_ptr());
-    dnnl::stream stream(cpu_engine());
-    dnnl::reorder(dense_memory, packing->weights).execute(stream, dense_memory, packing->weights);
-    stream.wait();
+    const auto description = packing->description_choosing_layout(4096);
+    if (is_reference_kernel(description)) return false;  // no fast kernel for this dtype on this CPU
+    packing->weights = reordered(dense_memory, description.weights_desc());
   } catch (const dnnl::error&) {
     return false;  // no oneDNN kernel for this dtype on this CPU
   }

@@ -130,6 +130,14 @@ void pack_for_inference(torch::nn::Module& module, bool convolutions) {
   if (packing_wanted("DIFFUSE_LINEAR")) models::pack_linear_layers(module);
 }
 
+// The text encoder runs fp32 in either precision: once per prompt, and its output conditions every step.
+models::ClipTextModel build_text_encoder(const io::ModelFiles& files) {
+  auto encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
+      files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
+  pack_for_inference(*encoder, false);
+  return encoder;
+}
+
 }  // namespace
 
 at::ScalarType default_dtype() {
@@ -164,9 +172,7 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   // --low-memory with a single file: the text encoder is loaded when a prompt needs it, and freed
   // after, so it never sits beside the UNet's loading.
   if (!options.low_memory || fs::is_directory(path)) {
-    model.text_encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
-        files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
-    pack_for_inference(*model.text_encoder, false);
+    model.text_encoder = build_text_encoder(files);
   }
   files.text_encoder.tensors.clear();
   model.unet =
@@ -194,9 +200,7 @@ at::Tensor StableDiffusionModel::encode_prompt(const std::string& prompt) {
   }
   if (!text_encoder) {  // released: load it again, alone
     auto files = io::load_model_files(path_, storage_dtype(path_, at::kFloat));
-    text_encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
-        files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
-    pack_for_inference(*text_encoder, false);
+    text_encoder = build_text_encoder(files);
   }
   const auto ids = tokenizer.encode_padded(prompt);
   auto encoded = text_encoder->encode(at::tensor(ids, at::kLong).unsqueeze(0));
