@@ -1,22 +1,16 @@
-// The one mapping table from original single-file (LDM / CompVis) tensor names to the diffusers
-// names our modules use. Planning works on names alone, so it is cheap and testable; applying a
-// plan (model_files.cpp) reads the tensors.
+// Loading an original single-file (LDM / CompVis) checkpoint: which file tensor becomes which
+// diffusers-named tensor of which component, looked up in the one name table (io/ldm_names.h).
+// Planning works on names alone, so it is cheap and testable; applying a plan (model_files.cpp)
+// reads the tensors.
 #pragma once
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "io/ldm_names.h"
+
 namespace diffuse::io {
-
-enum class Component { Unet, Vae, TextEncoder };
-const char* component_name(Component component);
-
-enum class Transform {
-  None,
-  ConvToLinear,  // [C, C, 1, 1] 1x1 conv weight -> [C, C] linear weight (VAE mid attention)
-  ChunkOf3,      // one third (row block `chunk`) of a fused q/k/v projection (OpenCLIP in_proj)
-};
 
 struct TensorRename {
   std::string source;  // key in the file

@@ -1,0 +1,192 @@
+#include "io/ldm_structure.h"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "util/error.h"
+
+namespace diffuse::io {
+
+namespace {
+
+using nlohmann::json;
+using Names = std::set<std::string>;
+
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.compare(0, prefix.size(), prefix) == 0;
+}
+
+// The names under `prefix`, without it: a sorted set answers "anything under X?" in one lookup.
+Names names_under(const std::vector<std::string>& keys, const std::string& prefix) {
+  Names names;
+  for (const auto& key : keys) {
+    if (starts_with(key, prefix)) names.insert(key.substr(prefix.size()));
+  }
+  return names;
+}
+
+Names names_of(const TensorMap& tensors) {
+  Names names;
+  for (const auto& [name, tensor] : tensors) names.insert(name);
+  return names;
+}
+
+bool any_under(const Names& names, const std::string& prefix) {
+  const auto it = names.lower_bound(prefix);
+  return it != names.end() && starts_with(*it, prefix);
+}
+
+// 1 + the largest n of the names "<prefix><n>.*"; 0 when there are none.
+int count_indexed(const Names& names, const std::string& prefix) {
+  int count = 0;
+  for (auto it = names.lower_bound(prefix); it != names.end() && starts_with(*it, prefix); ++it) {
+    size_t digits = prefix.size();
+    while (digits < it->size() && std::isdigit(static_cast<unsigned char>((*it)[digits]))) ++digits;
+    const size_t length = digits - prefix.size();
+    if (length == 0 || length > 6 || digits >= it->size() || (*it)[digits] != '.') continue;
+    count = std::max(count, std::stoi(it->substr(prefix.size(), length)) + 1);
+  }
+  return count;
+}
+
+// ---- From the original names ---------------------------------------------------------------------
+
+// The original numbers the blocks of both paths in one flat sequence; a resampler block (or, going
+// up, a block that ends in one) closes a level.
+UnetBlocks original_unet_blocks(const Names& names, const std::string& file) {
+  const auto fail = [&](const std::string& why) { return Error(file + ": " + why); };
+  UnetBlocks blocks;
+  blocks.down.emplace_back();
+  const int inputs = count_indexed(names, "input_blocks.");
+  for (int i = 1; i < inputs; ++i) {  // input_blocks.0 is conv_in
+    const std::string block = indexed_name("input_blocks.", i);
+    if (!any_under(names, block)) throw fail("UNet has no input_blocks." + std::to_string(i));
+    if (any_under(names, block + "0.op.")) {
+      blocks.down.back().resampler = true;
+      blocks.down.emplace_back();
+    } else {
+      ++blocks.down.back().resnets;
+      blocks.down.back().attention = blocks.down.back().attention || any_under(names, block + "1.");
+    }
+  }
+
+  const int middle = count_indexed(names, "middle_block.");
+  blocks.mid_resnets = (middle + 1) / 2;
+  blocks.mid_attention = middle > 1;
+
+  blocks.up.emplace_back();
+  const int outputs = count_indexed(names, "output_blocks.");
+  for (int i = 0; i < outputs; ++i) {
+    const std::string block = indexed_name("output_blocks.", i);
+    if (!any_under(names, block)) throw fail("UNet has no output_blocks." + std::to_string(i));
+    // The upsampler follows the res block, or its transformer when it has one.
+    const bool upsampler_at_1 = any_under(names, block + "1.conv.");
+    auto& level = blocks.up.back();
+    ++level.resnets;
+    level.attention = level.attention || (!upsampler_at_1 && any_under(names, block + "1."));
+    if (upsampler_at_1 || any_under(names, block + "2.conv.")) {
+      level.resampler = true;
+      blocks.up.emplace_back();
+    }
+  }
+
+  // Diffusers' up level k mirrors down level n-1-k with one res block more (the skip from the
+  // downsampler); anything else means blocks are missing from the file.
+  bool mirrored = blocks.up.size() == blocks.down.size();
+  for (size_t k = 0; mirrored && k < blocks.up.size(); ++k) {
+    const int down_resnets = blocks.down[blocks.down.size() - 1 - k].resnets;
+    mirrored = down_resnets > 0 && blocks.up[k].resnets == down_resnets + 1;
+  }
+  if (!mirrored) throw fail("UNet blocks are inconsistent (input_blocks and output_blocks do not mirror)");
+  return blocks;
+}
+
+// The original and diffusers spell the same VAE levels differently, so this takes the spellings.
+VaeLevels vae_levels(const Names& names, const std::string& encoder_levels, const std::string& decoder_levels,
+                     const std::string& resnets) {
+  VaeLevels levels{count_indexed(names, encoder_levels), count_indexed(names, decoder_levels), 0};
+  for (int l = 0; l < std::max(levels.encoder, levels.decoder); ++l) {
+    levels.resnets = std::max({levels.resnets, count_indexed(names, indexed_name(encoder_levels, l) + resnets),
+                               count_indexed(names, indexed_name(decoder_levels, l) + resnets)});
+  }
+  return levels;
+}
+
+// Which OpenCLIP layer the original config conditions on: every SD 2.x config says "penultimate".
+std::string open_clip_layer(const json& original_config) {
+  const json* node = &original_config;
+  for (const char* step : {"model", "params", "cond_stage_config", "params", "layer"}) {
+    if (!node->is_object() || !node->contains(step)) return "penultimate";
+    node = &(*node)[step];
+  }
+  return node->is_string() ? node->get<std::string>() : "penultimate";
+}
+
+}  // namespace
+
+const std::string& ldm_text_encoder_prefix(TextEncoderLayout layout) {
+  static const std::string clip = "cond_stage_model.transformer.";
+  static const std::string open_clip = "cond_stage_model.model.";
+  return layout == TextEncoderLayout::Clip ? clip : open_clip;
+}
+
+std::string indexed_name(const std::string& prefix, size_t index) {
+  return prefix + std::to_string(index) + ".";
+}
+
+LdmStructure structure_of_original(const std::vector<std::string>& keys, const json& original_config,
+                                   const std::string& file) {
+  const auto fail = [&](const std::string& why) { return Error(file + ": " + why); };
+  const Names unet = names_under(keys, kLdmUnetPrefix);
+  const Names vae = names_under(keys, kLdmVaePrefix);
+  const Names clip = names_under(keys, ldm_text_encoder_prefix(TextEncoderLayout::Clip));
+  const Names open_clip = names_under(keys, ldm_text_encoder_prefix(TextEncoderLayout::OpenClip));
+  if (unet.empty()) throw fail("no UNet tensors (" + kLdmUnetPrefix + "*) in this checkpoint");
+  if (vae.empty()) throw fail("no VAE tensors (" + kLdmVaePrefix + "*) in this checkpoint");
+  if (clip.empty() == open_clip.empty()) {
+    throw fail(!clip.empty() ? "both a CLIP and an OpenCLIP text encoder (cond_stage_model.transformer.* and .model.*)"
+                             : "no known text encoder (" + ldm_text_encoder_prefix(TextEncoderLayout::Clip) + "* or " +
+                                   ldm_text_encoder_prefix(TextEncoderLayout::OpenClip) + "*)");
+  }
+
+  LdmStructure structure{original_unet_blocks(unet, file),
+                         vae_levels(vae, "encoder.down.", "decoder.up.", "block."), {}};
+  auto& text = structure.text_encoder;
+  if (clip.empty()) {
+    text.layout = TextEncoderLayout::OpenClip;
+    text.layers = count_indexed(open_clip, "transformer.resblocks.");
+    // SD 2.x conditions on the penultimate layer's output (then ln_final); diffusers' SD 2.x text
+    // encoder is that truncated model, so both layouts load to the same layers.
+    const bool drop_last = open_clip_layer(original_config) != "last";
+    text.used = std::max(0, text.layers - (drop_last ? 1 : 0));
+  }
+  return structure;
+}
+
+LdmStructure structure_of_diffusers(const TensorMap& unet, const TensorMap& vae, const TensorMap& text_encoder,
+                                    TextEncoderLayout layout) {
+  LdmStructure structure;
+  const Names unet_names = names_of(unet);
+  const auto levels = [&](const std::string& blocks, const std::string& resampler) {
+    std::vector<UnetLevel> result(count_indexed(unet_names, blocks));
+    for (size_t l = 0; l < result.size(); ++l) {
+      const std::string level = indexed_name(blocks, l);
+      result[l] = {count_indexed(unet_names, level + "resnets."), any_under(unet_names, level + "attentions."),
+                   any_under(unet_names, level + resampler)};
+    }
+    return result;
+  };
+  structure.unet.down = levels("down_blocks.", "downsamplers.");
+  structure.unet.up = levels("up_blocks.", "upsamplers.");
+  structure.unet.mid_resnets = count_indexed(unet_names, "mid_block.resnets.");
+  structure.unet.mid_attention = any_under(unet_names, "mid_block.attentions.");
+
+  structure.vae = vae_levels(names_of(vae), "encoder.down_blocks.", "decoder.up_blocks.", "resnets.");
+  structure.text_encoder.layout = layout;
+  structure.text_encoder.layers = count_indexed(names_of(text_encoder), "text_model.encoder.layers.");
+  structure.text_encoder.used = structure.text_encoder.layers;
+  return structure;
+}
+
+}  // namespace diffuse::io
