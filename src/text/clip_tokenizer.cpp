@@ -1,6 +1,8 @@
 #include "text/clip_tokenizer.h"
 
+#include <algorithm>
 #include <climits>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -21,6 +23,143 @@ struct ClipWordCache {
   static constexpr size_t kMaxWords = 100000;
   std::mutex mutex;
   std::unordered_map<std::string, std::vector<int64_t>> words;
+};
+
+// transformers' Trie (tokenization_utils.py) over code points, ported step for step so that its
+// split gives the same pieces: the longest match first, left to right.
+class AddedTokenTrie {
+ public:
+  void add(const std::u32string& word) {
+    if (word.empty()) return;
+    int node = 0;
+    for (char32_t c : word) {
+      int next = child(node, c);
+      if (next < 0) {
+        next = static_cast<int>(nodes_.size());
+        nodes_[static_cast<size_t>(node)].children.emplace(c, next);
+        nodes_.emplace_back();
+      }
+      node = next;
+    }
+    nodes_[static_cast<size_t>(node)].end = true;
+  }
+
+  // Trie.split + cut_text: the text cut before and after every match.
+  std::vector<std::u32string> split(const std::u32string& text) const {
+    // start -> trie node of each partial match (Python's OrderedDict: starts are inserted in order).
+    std::map<size_t, int> states;
+    std::vector<size_t> offsets{0};
+    size_t skip = 0;
+    for (size_t current = 0; current < text.size(); ++current) {
+      if (skip && current < skip) continue;
+      const char32_t current_char = text[current];
+      std::vector<size_t> to_remove;
+      bool reset = false;
+      for (auto it = states.begin(); it != states.end(); ++it) {
+        size_t start = it->first;
+        const int node = it->second;
+        if (is_end(node)) {
+          // A match ended before `current`: look ahead, from every partial match that started no
+          // later, for the longest one.
+          size_t end = current;
+          for (auto look = states.begin(); look != states.end(); ++look) {
+            const size_t lookstart = look->first;
+            int looknode = look->second;
+            size_t lookahead = 0;
+            if (lookstart > start) break;
+            if (lookstart < start) {  // its node already took current_char
+              lookahead = current + 1;
+              end = current + 1;
+            } else {
+              lookahead = current;
+              end = current;
+            }
+            if (is_end(looknode)) {
+              start = lookstart;
+              end = lookahead;
+              skip = lookahead;
+            }
+            while (lookahead < text.size()) {
+              const int next = child(looknode, text[lookahead]);
+              if (next < 0) break;
+              looknode = next;
+              ++lookahead;
+              if (is_end(looknode)) {
+                start = lookstart;
+                end = lookahead;
+                skip = lookahead;
+              }
+            }
+          }
+          offsets.push_back(start);
+          offsets.push_back(end);
+          reset = true;
+          break;
+        }
+        const int next = child(node, current_char);
+        if (next >= 0) {
+          it->second = next;
+        } else {
+          to_remove.push_back(start);
+        }
+      }
+      if (reset) {
+        states.clear();
+      } else {
+        for (size_t start : to_remove) states.erase(start);
+      }
+      if (current >= skip) {
+        const int first = child(0, current_char);
+        if (first >= 0) states[current] = first;
+      }
+    }
+    for (const auto& [start, node] : states) {
+      if (is_end(node)) {
+        offsets.push_back(start);
+        offsets.push_back(text.size());
+        break;
+      }
+    }
+    offsets.push_back(text.size());
+    std::vector<std::u32string> pieces;
+    size_t start = 0;
+    for (size_t end : offsets) {
+      if (start >= end) continue;  // zero-width cuts (start > end would be a Trie bug: skipped, as there)
+      pieces.push_back(text.substr(start, end - start));
+      start = end;
+    }
+    return pieces;
+  }
+
+ private:
+  struct Node {
+    std::map<char32_t, int> children;
+    bool end = false;
+  };
+  int child(int node, char32_t c) const {
+    const auto& children = nodes_[static_cast<size_t>(node)].children;
+    auto it = children.find(c);
+    return it == children.end() ? -1 : it->second;
+  }
+  bool is_end(int node) const { return nodes_[static_cast<size_t>(node)].end; }
+
+  std::vector<Node> nodes_ = std::vector<Node>(1);
+};
+
+// A tokenizer's added tokens (transformers' _added_tokens_decoder / _added_tokens_encoder and
+// tokens_trie), immutable; a tokenizer with another pad token gets a rebuilt one.
+struct ClipAddedTokens {
+  using AddedToken = ClipTokenizer::AddedToken;
+  std::vector<AddedToken> tokens;
+  std::unordered_map<std::string, size_t> by_content;  // into tokens
+  std::unordered_map<std::u32string, size_t> by_text;   // the same, keyed by code points
+  std::unordered_map<int64_t, size_t> by_id;
+  AddedTokenTrie trie;
+  bool split_special_tokens = false;
+  // What it was built from: the tokens the files list with ids, and the special-token roles
+  // (role name, token without an id) in transformers' order.
+  std::vector<AddedToken> listed;
+  std::vector<std::pair<std::string, AddedToken>> roles;
 };
 }  // namespace detail
 
@@ -96,11 +235,111 @@ void require_file(const fs::path& file, const std::string& context) {
   if (!fs::is_regular_file(file, ec)) throw Error(context + ": missing " + file.string());
 }
 
+using AddedToken = ClipTokenizer::AddedToken;
+using Roles = std::vector<std::pair<std::string, AddedToken>>;
+
+AddedToken special_token(const std::string& content) {
+  AddedToken token;
+  token.content = content;
+  token.normalized = false;
+  token.special = true;
+  return token;
+}
+
+AddedToken added_token(const detail::AddedTokenSpec& spec) {
+  AddedToken token;
+  token.content = spec.content;
+  token.id = spec.id.value_or(0);
+  token.single_word = spec.single_word;
+  token.lstrip = spec.lstrip;
+  token.rstrip = spec.rstrip;
+  token.normalized = spec.normalized;
+  token.special = spec.special;
+  return token;
+}
+
+// As PreTrainedTokenizer.__init__ sets them up: the listed tokens by id (a later one of the same id
+// replacing an earlier one), content -> id from those, then each special token whose content is not
+// among them, with its vocabulary id. (transformers gives a special token outside the vocabulary a new
+// id past it; no CLIP text encoder has a row for one, so such a token is left unmatched here.)
+std::shared_ptr<const detail::ClipAddedTokens> build_added_tokens(const detail::ClipVocabulary& vocab,
+                                                                 std::vector<AddedToken> listed, Roles roles,
+                                                                 bool split_special_tokens) {
+  auto added = std::make_shared<detail::ClipAddedTokens>();
+  auto put = [&](const AddedToken& token) {
+    auto at = added->by_id.find(token.id);
+    if (at != added->by_id.end()) {
+      added->tokens[at->second] = token;
+    } else {
+      added->by_id.emplace(token.id, added->tokens.size());
+      added->tokens.push_back(token);
+    }
+  };
+  for (const AddedToken& token : listed) {
+    if (!token.content.empty()) put(token);
+  }
+  for (const auto& [role, token] : roles) {
+    if (token.content.empty()) continue;
+    const bool known = std::any_of(added->tokens.begin(), added->tokens.end(),
+                                   [&](const AddedToken& t) { return t.content == token.content; });
+    if (known) continue;
+    auto in_vocab = vocab.encoder.find(token.content);
+    if (in_vocab == vocab.encoder.end()) continue;
+    AddedToken with_id = token;
+    with_id.id = in_vocab->second;
+    put(with_id);
+  }
+  for (size_t i = 0; i < added->tokens.size(); ++i) {
+    const std::u32string text = utf8_to_u32(added->tokens[i].content);
+    added->by_content[added->tokens[i].content] = i;
+    added->by_text[text] = i;
+    added->trie.add(text);
+  }
+  added->split_special_tokens = split_special_tokens;
+  added->listed = std::move(listed);
+  added->roles = std::move(roles);
+  return added;
+}
+
+// CLIPTokenizer's defaults for the roles a tokenizer's files leave unset.
+Roles clip_roles(const std::vector<std::pair<std::string, detail::AddedTokenSpec>>& named) {
+  const std::pair<const char*, const char*> order[] = {
+      {"bos_token", detail::kStartOfText}, {"eos_token", detail::kEndOfText}, {"unk_token", detail::kEndOfText},
+      {"sep_token", nullptr},              {"pad_token", detail::kEndOfText}, {"cls_token", nullptr},
+      {"mask_token", nullptr}};
+  Roles roles;
+  for (const auto& [role, fallback] : order) {
+    auto it = std::find_if(named.begin(), named.end(), [&](const auto& n) { return n.first == role; });
+    if (it != named.end()) {
+      roles.emplace_back(role, added_token(it->second));
+    } else if (fallback != nullptr) {
+      roles.emplace_back(role, special_token(fallback));
+    }
+  }
+  for (const auto& [role, spec] : named) {
+    if (role == "additional_special_tokens") roles.emplace_back(role, added_token(spec));
+  }
+  return roles;
+}
+
+// Python's str.lstrip() / str.rstrip().
+std::u32string lstrip(const std::u32string& text) {
+  size_t i = 0;
+  while (i < text.size() && is_python_space(text[i])) ++i;
+  return text.substr(i);
+}
+std::u32string rstrip(const std::u32string& text) {
+  size_t n = text.size();
+  while (n > 0 && is_python_space(text[n - 1])) --n;
+  return text.substr(0, n);
+}
+
 }  // namespace
 
-ClipTokenizer::ClipTokenizer(std::shared_ptr<const detail::ClipVocabulary> vocab, int64_t pad_id, int max_length)
-    : vocab_(std::move(vocab)), cache_(std::make_shared<detail::ClipWordCache>()), pad_id_(pad_id),
-      max_length_(max_length) {}
+ClipTokenizer::ClipTokenizer(std::shared_ptr<const detail::ClipVocabulary> vocab,
+                             std::shared_ptr<const detail::ClipAddedTokens> added, int64_t pad_id, int max_length)
+    : vocab_(std::move(vocab)), added_(std::move(added)), cache_(std::make_shared<detail::ClipWordCache>()),
+      pad_id_(pad_id), max_length_(max_length) {}
 
 ClipTokenizer ClipTokenizer::from_path(const fs::path& path) {
   std::error_code ec;
@@ -109,7 +348,8 @@ ClipTokenizer ClipTokenizer::from_path(const fs::path& path) {
   if (!fs::is_directory(path, ec) && ends_with(name, ".gz")) {
     auto vocab = detail::load_clip_bpe_gz(path);
     const int64_t end_id = vocab->end_id;
-    return ClipTokenizer(std::move(vocab), end_id, kDefaultMaxLength);
+    auto added = build_added_tokens(*vocab, {}, clip_roles({}), false);
+    return ClipTokenizer(std::move(vocab), std::move(added), end_id, kDefaultMaxLength);
   }
 
   fs::path folder;
@@ -128,16 +368,25 @@ ClipTokenizer ClipTokenizer::from_path(const fs::path& path) {
   auto vocab = detail::load_vocab_json_and_merges(vocab_json, merges_txt, path);
 
   const detail::TokenizerSettings settings = detail::read_tokenizer_settings(folder);
+  std::vector<AddedToken> listed;
+  for (const detail::AddedTokenSpec& spec : settings.added_tokens) listed.push_back(added_token(spec));
+  auto added = build_added_tokens(*vocab, std::move(listed), clip_roles(settings.special_tokens),
+                                  settings.split_special_tokens);
   int64_t pad_id = vocab->end_id;
   if (settings.pad_token) {
+    // convert_tokens_to_ids: an added token's id first, else the vocabulary's.
+    auto listed_pad = added->by_content.find(*settings.pad_token);
     auto it = vocab->encoder.find(*settings.pad_token);
-    if (it == vocab->encoder.end()) {
+    if (listed_pad != added->by_content.end()) {
+      pad_id = added->tokens[listed_pad->second].id;
+    } else if (it != vocab->encoder.end()) {
+      pad_id = it->second;
+    } else {
       throw Error(settings.pad_token_file.string() + ": pad_token '" + *settings.pad_token +
                   "' is not in the vocabulary " + vocab_json.string());
     }
-    pad_id = it->second;
   }
-  return ClipTokenizer(std::move(vocab), pad_id, settings.max_length.value_or(kDefaultMaxLength));
+  return ClipTokenizer(std::move(vocab), std::move(added), pad_id, settings.max_length.value_or(kDefaultMaxLength));
 }
 
 void ClipTokenizer::append_bpe_ids(const std::string& piece, std::vector<int64_t>& ids) const {
@@ -149,8 +398,15 @@ void ClipTokenizer::append_bpe_ids(const std::string& piece, std::vector<int64_t
       return;
     }
   }
+  // The ids depend on the added tokens only where one has a vocabulary entry's content but another
+  // id; such tokens come from the files alone, so they are the same for every copy sharing the cache.
   std::vector<int64_t> word_ids;
   for (const std::string& symbol : bpe(*vocab_, piece)) {
+    auto listed = added_->by_content.find(symbol);
+    if (listed != added_->by_content.end()) {
+      word_ids.push_back(added_->tokens[listed->second].id);
+      continue;
+    }
     auto it = vocab_->encoder.find(symbol);
     if (it == vocab_->encoder.end()) {
       throw Error(vocab_->vocab_file.string() + ": BPE produced '" + symbol + "', which is not in the vocabulary");
@@ -163,21 +419,23 @@ void ClipTokenizer::append_bpe_ids(const std::string& piece, std::vector<int64_t
   cache_->words.emplace(piece, std::move(word_ids));
 }
 
-std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
+void ClipTokenizer::append_text_ids(const std::string& text, std::vector<int64_t>& ids) const {
   const icu::UnicodeString cleaned = icu::UnicodeString::fromUTF8(clip_clean_text(text));
   UErrorCode status = U_ZERO_ERROR;
   std::unique_ptr<icu::RegexMatcher> matcher(pre_token_pattern().matcher(cleaned, status));
   if (U_FAILURE(status)) throw Error(std::string("ICU regex matcher failed: ") + u_errorName(status));
-  std::vector<int64_t> ids;
   while (matcher->find()) {
     std::string piece;
     matcher->group(status).toUTF8String(piece);
     // CLIP's BPE cache is seeded with the two special tokens, so written out in a prompt they are the
-    // special ids themselves.
-    if (piece == detail::kStartOfText) {
-      ids.push_back(vocab_->start_id);
-    } else if (piece == detail::kEndOfText) {
-      ids.push_back(vocab_->end_id);
+    // special ids themselves (here when they were not matched whole before cleaning: "<|EndOfText|>").
+    if (piece == detail::kStartOfText || piece == detail::kEndOfText) {
+      auto listed = added_->by_content.find(piece);
+      if (listed != added_->by_content.end()) {
+        ids.push_back(added_->tokens[listed->second].id);
+      } else {
+        ids.push_back(piece == detail::kStartOfText ? vocab_->start_id : vocab_->end_id);
+      }
     } else {
       std::string mapped;
       for (unsigned char byte : piece) mapped += vocab_->byte_encoder[byte];
@@ -185,6 +443,45 @@ std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
     }
   }
   if (U_FAILURE(status)) throw Error(std::string("ICU regex match failed: ") + u_errorName(status));
+}
+
+// PreTrainedTokenizer.tokenize: split on the added tokens, let each one's rstrip / lstrip / single_word
+// act on its neighbours (left and right as they were before, as there), then the ids of every
+// non-empty piece: an added token's own, or CLIPTokenizer._tokenize's for the text between.
+std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
+  std::vector<int64_t> ids;
+  if (added_->split_special_tokens || added_->tokens.empty()) {
+    append_text_ids(text, ids);
+    return ids;
+  }
+  std::vector<std::u32string> pieces = added_->trie.split(utf8_to_u32(text));
+  const size_t n = pieces.size();
+  for (size_t i = 0; i < n; ++i) {
+    const std::u32string piece = pieces[i];
+    auto found = added_->by_text.find(piece);
+    if (found == added_->by_text.end()) continue;
+    const AddedToken& token = added_->tokens[found->second];
+    const std::u32string left = i > 0 ? pieces[i - 1] : std::u32string();
+    const std::u32string right = i + 1 < n ? pieces[i + 1] : std::u32string();
+    if (token.rstrip && !right.empty()) pieces[i + 1] = lstrip(right);
+    if (token.lstrip && !left.empty()) pieces[i - 1] = rstrip(left);
+    if (token.single_word && !left.empty() && left.back() != U' ') {
+      pieces[i - 1] += piece;
+      pieces[i].clear();
+    } else if (token.single_word && !right.empty() && right.front() != U' ') {
+      pieces[i + 1] = piece + pieces[i + 1];
+      pieces[i].clear();
+    }
+  }
+  for (const std::u32string& piece : pieces) {
+    if (piece.empty()) continue;
+    auto found = added_->by_text.find(piece);
+    if (found != added_->by_text.end()) {
+      ids.push_back(added_->tokens[found->second].id);
+    } else {
+      append_text_ids(u32_to_utf8(piece), ids);
+    }
+  }
   return ids;
 }
 
@@ -209,12 +506,16 @@ std::vector<int64_t> ClipTokenizer::encode_padded(const std::string& text) const
 std::string ClipTokenizer::token_text(int64_t id) const {
   auto it = vocab_->decoder.find(id);
   if (it == vocab_->decoder.end()) {
+    auto listed = added_->by_id.find(id);
+    if (listed != added_->by_id.end()) return added_->tokens[listed->second].content;
     throw Error("token id " + std::to_string(id) + " is not in the vocabulary " + vocab_->vocab_file.string());
   }
   return it->second;
 }
 
 std::optional<int64_t> ClipTokenizer::token_id(const std::string& token_text) const {
+  auto listed = added_->by_content.find(token_text);
+  if (listed != added_->by_content.end()) return added_->tokens[listed->second].id;
   auto it = vocab_->encoder.find(token_text);
   if (it == vocab_->encoder.end()) return std::nullopt;
   return it->second;
@@ -223,6 +524,10 @@ std::optional<int64_t> ClipTokenizer::token_id(const std::string& token_text) co
 std::string ClipTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string bytes;
   for (int64_t id : ids) {
+    if (vocab_->decoder.count(id) == 0 && added_->by_id.count(id) != 0) {
+      bytes += added_->tokens[added_->by_id.at(id)].content;
+      continue;
+    }
     for (const std::string& c : utf8_characters(token_text(id))) {
       auto it = vocab_->byte_decoder.find(c);
       if (it == vocab_->byte_decoder.end()) {
@@ -247,20 +552,37 @@ std::string ClipTokenizer::decode(const std::vector<int64_t>& ids) const {
 
 int64_t ClipTokenizer::start_id() const { return vocab_->start_id; }
 int64_t ClipTokenizer::end_id() const { return vocab_->end_id; }
-int64_t ClipTokenizer::vocab_size() const { return vocab_->max_id + 1; }
+int64_t ClipTokenizer::vocab_size() const {
+  int64_t max_id = vocab_->max_id;
+  for (const AddedToken& token : added_->tokens) max_id = std::max(max_id, token.id);
+  return max_id + 1;
+}
+const std::vector<ClipTokenizer::AddedToken>& ClipTokenizer::added_tokens() const { return added_->tokens; }
 const fs::path& ClipTokenizer::source() const { return vocab_->source; }
+
+void ClipTokenizer::use_pad_token(const std::string& token_text, int64_t id) {
+  Roles roles = added_->roles;
+  auto pad = std::find_if(roles.begin(), roles.end(), [](const auto& role) { return role.first == "pad_token"; });
+  if (pad != roles.end()) {
+    pad->second = special_token(token_text);
+  } else {
+    roles.emplace_back("pad_token", special_token(token_text));
+  }
+  added_ = build_added_tokens(*vocab_, added_->listed, std::move(roles), added_->split_special_tokens);
+  pad_id_ = id;
+}
 
 void ClipTokenizer::set_pad_token(const std::string& token_text) {
   auto id = token_id(token_text);
   if (!id) throw Error("pad token '" + token_text + "' is not in the vocabulary " + vocab_->vocab_file.string());
-  pad_id_ = *id;
+  use_pad_token(token_text, *id);
 }
 
 void ClipTokenizer::set_pad_id(int64_t id) {
-  if (vocab_->decoder.count(id) == 0) {
+  if (vocab_->decoder.count(id) == 0 && added_->by_id.count(id) == 0) {
     throw Error("pad id " + std::to_string(id) + " is not in the vocabulary " + vocab_->vocab_file.string());
   }
-  pad_id_ = id;
+  use_pad_token(token_text(id), id);
 }
 
 }  // namespace diffuse::text

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <vector>
 
@@ -146,6 +147,58 @@ std::optional<std::string> token_content(const nlohmann::json& value) {
   return std::nullopt;
 }
 
+bool flag(const nlohmann::json& token, const char* key, bool fallback) {
+  return token.contains(key) && token[key].is_boolean() ? token[key].get<bool>() : fallback;
+}
+
+// A token of a tokenizer config as transformers reads it: a plain string is AddedToken(content) with no
+// stripping; an object gives AddedToken's fields. `special`: the token names a special-token role.
+// nullopt where a role is not a token (null, as transformers reads an unset role); a malformed listed
+// token throws naming the file.
+std::optional<AddedTokenSpec> added_token_spec(const nlohmann::json& value, bool special, const fs::path& file,
+                                               const std::string& key) {
+  const std::optional<std::string> content = token_content(value);
+  if (!content) {
+    if (value.is_null() || special) return std::nullopt;  // a role set to something else: left unset
+    throw Error(file.string() + ": " + key + " is not a token string or {\"content\": ...}: " + value.dump());
+  }
+  AddedTokenSpec spec;
+  spec.content = *content;
+  spec.special = special;
+  spec.normalized = !special;
+  if (value.is_object()) {
+    spec.single_word = flag(value, "single_word", false);
+    spec.lstrip = flag(value, "lstrip", false);
+    spec.rstrip = flag(value, "rstrip", false);
+    spec.normalized = flag(value, "normalized", true);
+    spec.special = special || flag(value, "special", false);  // a role is special whatever it says
+  }
+  return spec;
+}
+
+// tokenizer_config.json's added_tokens_decoder: {"49406": {"content": "<|startoftext|>", ...}, ...}.
+void read_added_tokens_decoder(const nlohmann::json& decoder, const fs::path& file, std::vector<AddedTokenSpec>& out) {
+  if (!decoder.is_object()) throw Error(file.string() + ": added_tokens_decoder is not a JSON object");
+  for (const auto& [key, token] : decoder.items()) {
+    int64_t id = -1;
+    try {
+      size_t used = 0;
+      id = std::stoll(key, &used);
+      if (used != key.size()) id = -1;
+    } catch (const std::exception&) {
+      id = -1;
+    }
+    if (id < 0) throw Error(file.string() + ": added_tokens_decoder has a key that is not an id: '" + key + "'");
+    if (!token.is_object()) {
+      throw Error(file.string() + ": added_tokens_decoder[" + key + "] is not an AddedToken object: " + token.dump());
+    }
+    auto spec = added_token_spec(token, false, file, "added_tokens_decoder[" + key + "]");
+    if (!spec) throw Error(file.string() + ": added_tokens_decoder[" + key + "] has no content");
+    spec->id = id;
+    out.push_back(*spec);
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<ClipVocabulary> load_vocab_json_and_merges(const fs::path& vocab_json, const fs::path& merges_txt,
@@ -201,20 +254,93 @@ std::shared_ptr<ClipVocabulary> load_clip_bpe_gz(const fs::path& gz_path) {
 
 TokenizerSettings read_tokenizer_settings(const fs::path& folder) {
   TokenizerSettings settings;
+  // The roles of transformers' SPECIAL_TOKENS_ATTRIBUTES, in its order.
+  static const char* const kRoles[] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                       "pad_token", "cls_token", "mask_token"};
+  std::vector<std::optional<AddedTokenSpec>> roles(std::size(kRoles));
+  std::vector<AddedTokenSpec> additional;
+  bool has_added_tokens_decoder = false;
   for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {
     const fs::path file = folder / name;
     std::error_code ec;
     if (!fs::is_regular_file(file, ec)) continue;
+    // transformers reads special_tokens_map.json only for a tokenizer_config.json of the legacy layout.
+    if (has_added_tokens_decoder) continue;
     const nlohmann::json config = parse_json_file(file);
     if (!config.is_object()) throw Error(file.string() + ": expected a JSON object");
     if (!settings.pad_token && config.contains("pad_token")) {
       settings.pad_token = token_content(config["pad_token"]);
       if (settings.pad_token) settings.pad_token_file = file;
     }
+    for (size_t r = 0; r < roles.size(); ++r) {
+      if (!roles[r] && config.contains(kRoles[r])) roles[r] = added_token_spec(config[kRoles[r]], true, file, kRoles[r]);
+    }
+    if (config.contains("additional_special_tokens") && config["additional_special_tokens"].is_array()) {
+      for (const auto& value : config["additional_special_tokens"]) {
+        auto spec = added_token_spec(value, true, file, "additional_special_tokens");
+        if (!spec) continue;
+        const bool seen = std::any_of(additional.begin(), additional.end(),
+                                      [&](const AddedTokenSpec& a) { return a.content == spec->content; });
+        if (!seen) additional.push_back(*spec);
+      }
+    }
+    if (std::string(name) == "tokenizer_config.json") {
+      if (config.contains("added_tokens_decoder")) {
+        has_added_tokens_decoder = true;
+        read_added_tokens_decoder(config["added_tokens_decoder"], file, settings.added_tokens);
+      }
+      if (config.contains("split_special_tokens") && config["split_special_tokens"].is_boolean()) {
+        settings.split_special_tokens = config["split_special_tokens"].get<bool>();
+      }
+    }
     // transformers writes 1e30 for "no limit"; only a real length is taken.
     if (!settings.max_length && config.contains("model_max_length") && config["model_max_length"].is_number()) {
       const double length = config["model_max_length"].get<double>();
       if (length >= 2 && length <= 1e6) settings.max_length = static_cast<int>(length);
+    }
+  }
+  for (size_t r = 0; r < roles.size(); ++r) {
+    if (roles[r]) settings.special_tokens.emplace_back(kRoles[r], *roles[r]);
+  }
+  for (const AddedTokenSpec& spec : additional) settings.special_tokens.emplace_back("additional_special_tokens", spec);
+
+  // transformers reads these two only for a tokenizer_config.json without added_tokens_decoder.
+  if (!has_added_tokens_decoder) {
+    const fs::path added_json = folder / "added_tokens.json";
+    std::error_code ec;
+    if (fs::is_regular_file(added_json, ec)) {
+      const nlohmann::json table = parse_json_file(added_json);
+      if (!table.is_object()) throw Error(added_json.string() + ": expected a JSON object mapping tokens to ids");
+      for (const auto& [content, id] : table.items()) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0) {
+          throw Error(added_json.string() + ": token '" + content + "' has no valid id (" + id.dump() + ")");
+        }
+        AddedTokenSpec spec;
+        spec.content = content;
+        spec.id = id.get<int64_t>();
+        spec.special = std::any_of(settings.special_tokens.begin(), settings.special_tokens.end(),
+                                   [&](const auto& role) { return role.second.content == content; });
+        spec.normalized = !spec.special;
+        settings.added_tokens.push_back(spec);
+      }
+    }
+    const fs::path tokenizer_json = folder / "tokenizer.json";
+    if (fs::is_regular_file(tokenizer_json, ec)) {
+      const nlohmann::json tokenizer = parse_json_file(tokenizer_json);
+      if (tokenizer.is_object() && tokenizer.contains("added_tokens")) {
+        const nlohmann::json& list = tokenizer["added_tokens"];
+        if (!list.is_array()) throw Error(tokenizer_json.string() + ": \"added_tokens\" is not a list");
+        for (const auto& entry : list) {
+          if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_number_integer() ||
+              entry["id"].get<int64_t>() < 0) {
+            throw Error(tokenizer_json.string() + ": an added token without a valid id: " + entry.dump());
+          }
+          auto spec = added_token_spec(entry, false, tokenizer_json, "added_tokens");
+          if (!spec) throw Error(tokenizer_json.string() + ": an added token without content: " + entry.dump());
+          spec->id = entry["id"].get<int64_t>();
+          settings.added_tokens.push_back(*spec);
+        }
+      }
     }
   }
   return settings;

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace diffuse::text::detail {
 
@@ -37,14 +39,36 @@ std::shared_ptr<ClipVocabulary> load_vocab_json_and_merges(const std::filesystem
 // characters, the same with "</w>", each merge joined, then <|startoftext|> and <|endoftext|>.
 std::shared_ptr<ClipVocabulary> load_clip_bpe_gz(const std::filesystem::path& gz_path);
 
+// One added token as transformers serializes it (its AddedToken fields, with AddedToken's defaults).
+struct AddedTokenSpec {
+  std::string content;
+  std::optional<int64_t> id;  // given by added_tokens_decoder, added_tokens.json or tokenizer.json
+  bool single_word = false;
+  bool lstrip = false;
+  bool rstrip = false;
+  bool normalized = true;
+  bool special = false;
+};
+
 struct TokenizerSettings {
   std::optional<std::string> pad_token;
   std::filesystem::path pad_token_file;  // the config file that named it
   std::optional<int> max_length;
+  // The special-token roles the files name (bos_token, eos_token, unk_token, sep_token, pad_token,
+  // cls_token, mask_token, in that order, then each of additional_special_tokens as
+  // "additional_special_tokens"), each as the first of tokenizer_config.json / special_tokens_map.json
+  // that gives it. Roles the files leave out are left out here too (CLIP's defaults are the caller's).
+  std::vector<std::pair<std::string, AddedTokenSpec>> special_tokens;
+  // Tokens with ids: tokenizer_config.json's added_tokens_decoder when it has one; otherwise (the
+  // legacy layout) added_tokens.json's, then tokenizer.json's "added_tokens" (JSON objects in key order).
+  std::vector<AddedTokenSpec> added_tokens;
+  bool split_special_tokens = false;  // tokenizer_config.json: match no added token in the text
 };
 
-// pad_token and model_max_length from a tokenizer folder's tokenizer_config.json, with
-// special_tokens_map.json as the fallback for pad_token (transformers' precedence). Missing files are fine.
+// The settings of a tokenizer folder: pad_token, model_max_length and the special tokens from
+// tokenizer_config.json, with special_tokens_map.json as the fallback for each (read only when
+// tokenizer_config.json has no added_tokens_decoder, as transformers does), and the added tokens.
+// Missing files are fine; malformed ones throw diffuse::Error naming the file.
 TokenizerSettings read_tokenizer_settings(const std::filesystem::path& folder);
 
 }  // namespace diffuse::text::detail
