@@ -9,6 +9,7 @@
 #include <string>
 
 #include "image/png_file.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace diffuse::image {
@@ -78,12 +79,12 @@ std::string frame_control(uint32_t sequence, const at::Tensor& frame, int delay_
   return fctl;
 }
 
-// A unique temporary name beside `path`, so the final rename stays on one file system.
-fs::path temporary_beside(const fs::path& path) {
+// A unique scratch file name: each frame is decoded by writing it as a one-frame PNG.
+fs::path scratch_file(const fs::path& name) {
   static std::atomic<int> counter{0};
-  auto temporary = path;
-  temporary += ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-  return temporary;
+  auto scratch = fs::temp_directory_path() / name.filename();
+  scratch += ".frame-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  return scratch;
 }
 
 }  // namespace
@@ -126,22 +127,11 @@ void write_animated_png(const fs::path& path, const std::vector<at::Tensor>& fra
   }
   put_chunk(png, "IEND", "");
 
-  const auto temporary = temporary_beside(path);
-  {
-    std::ofstream out(temporary, std::ios::binary);
+  write_file_atomically(path, [&](const fs::path& temporary) {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     out.write(png.data(), static_cast<std::streamsize>(png.size()));
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(temporary, ignored);
-      throw Error(path.string() + ": cannot write the animation");
-    }
-  }
-  std::error_code error;
-  fs::rename(temporary, path, error);
-  if (error) {
-    fs::remove(temporary, error);
-    throw Error(path.string() + ": cannot write the animation");
-  }
+    if (!out.flush()) throw Error(path.string() + ": cannot write the animation");
+  });
 }
 
 AnimatedPng read_animated_png(const fs::path& path) {
@@ -186,7 +176,7 @@ AnimatedPng read_animated_png(const fs::path& path) {
   }
   if (result.declared_frames == 0 || frames.empty()) throw Error(path.string() + ": not an animated PNG (no acTL/fcTL)");
 
-  const auto temporary = temporary_beside(fs::temp_directory_path() / path.filename());
+  const auto temporary = scratch_file(path);
   for (const auto& frame : frames) {
     std::string png = kSignature;
     put_chunk(png, "IHDR", frame.header);

@@ -1,8 +1,6 @@
 #include "image/png_file.h"
 
 #include <png.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -10,6 +8,7 @@
 #include <memory>
 #include <optional>
 
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace diffuse::image {
@@ -200,36 +199,21 @@ void write_png(const fs::path& path, const at::Tensor& pixels,
   auto* base = data.data_ptr<uint8_t>();
   for (int64_t y = 0; y < height; ++y) rows[y] = base + y * width * channels;
 
-  const fs::path folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
-  std::string temp = (folder / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0) throw Error(name + ": cannot create (" + std::strerror(errno) + ")");
-  ::fchmod(fd, 0644);  // mkstemp makes 0600; an image should be as readable as any other file
-  FILE* file = ::fdopen(fd, "wb");
-  auto fail = [&](const std::string& why) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    return Error(name + ": " + why);
-  };
-  if (file == nullptr) {
-    ::close(fd);
-    throw fail(std::string("cannot write (") + std::strerror(errno) + ")");
-  }
-
-  const int color_type = channels == 1 ? PNG_COLOR_TYPE_GRAY : channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA;
-  const WriteJob job{file, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), color_type,
-                     rows.data(), texts.data(), static_cast<int>(texts.size())};
-  ErrorMessage error;
-  const bool written = write_png_stream(job, &error);
-  const bool flushed = std::fflush(file) == 0 && !std::ferror(file);
-  const int write_errno = errno;
-  const bool closed = std::fclose(file) == 0;
-  if (!written) throw fail(std::string("PNG error: ") + error.text);
-  if (!flushed || !closed) throw fail(std::string("cannot write (") + std::strerror(write_errno) + ")");
-
-  std::error_code rename_error;
-  fs::rename(temp, path, rename_error);
-  if (rename_error) throw fail("cannot replace (" + rename_error.message() + ")");
+  write_file_atomically(path, [&](const fs::path& temp) {
+    FILE* file = std::fopen(temp.c_str(), "wb");
+    if (file == nullptr) throw Error(name + ": cannot write (" + std::strerror(errno) + ")");
+    const int color_type =
+        channels == 1 ? PNG_COLOR_TYPE_GRAY : channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA;
+    const WriteJob job{file, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), color_type,
+                       rows.data(), texts.data(), static_cast<int>(texts.size())};
+    ErrorMessage error;
+    const bool written = write_png_stream(job, &error);
+    const bool flushed = std::fflush(file) == 0 && !std::ferror(file);
+    const int write_errno = errno;
+    const bool closed = std::fclose(file) == 0;
+    if (!written) throw Error(name + ": PNG error: " + error.text);
+    if (!flushed || !closed) throw Error(name + ": cannot write (" + std::strerror(write_errno) + ")");
+  });
 }
 
 PngImage read_png(const fs::path& path) {

@@ -1,12 +1,11 @@
 #include "io/safetensors_writer.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace diffuse::io {
@@ -52,8 +51,7 @@ void write_safetensors(const fs::path& path, const TensorMap& tensors,
   // The reader's mapping stays aligned for every dtype when the data area starts at a multiple of 8.
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
 
-  const fs::path temp = path.string() + ".tmp-" + std::to_string(::getpid());
-  {
+  write_file_atomically(path, [&](const fs::path& temp) {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path.string() + ": cannot create " + temp.string());
     uint64_t length = header_text.size();
@@ -64,19 +62,8 @@ void write_safetensors(const fs::path& path, const TensorMap& tensors,
     for (const auto& bytes : data) {
       out.write(static_cast<const char*>(bytes.data_ptr()), static_cast<std::streamsize>(bytes.numel() * bytes.element_size()));
     }
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(temp, ignored);
-      throw Error(path.string() + ": write failed (disk full?)");
-    }
-  }
-  std::error_code error;
-  fs::rename(temp, path, error);
-  if (error) {
-    fs::remove(temp, error);
-    throw Error(path.string() + ": cannot replace the file: " + error.message());
-  }
+    if (!out.flush()) throw Error(path.string() + ": write failed (disk full?)");
+  });
 }
 
 }  // namespace diffuse::io

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json.h"
 
@@ -19,13 +20,11 @@ namespace fs = std::filesystem;
 namespace {
 
 void write_atomically(const fs::path& path, const std::string& text) {
-  const fs::path temp = path.string() + ".tmp";
-  {
+  write_file_atomically(path, [&](const fs::path& temp) {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     out << text;
-    if (!out) throw Error(path.string() + ": cannot write");
-  }
-  fs::rename(temp, path);
+    if (!out.flush()) throw Error(path.string() + ": cannot write");
+  });
 }
 
 const char* stage_name(Stage stage) {
