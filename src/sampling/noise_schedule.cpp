@@ -7,26 +7,15 @@
 
 namespace diffuse::sampling {
 
-Spacing parse_spacing(const std::string& name, const std::string& what) {
-  if (name == "leading") return Spacing::Leading;
-  if (name == "trailing") return Spacing::Trailing;
-  if (name == "linspace") return Spacing::Linspace;
-  throw Error("unknown " + what + " '" + name + "'; valid spacings: leading, trailing, linspace");
-}
-
 Spacing resolve_spacing(const SchedulerConfig& config, const SamplerOptions& options,
                         Spacing class_default) {
-  if (options.timestep_spacing) return parse_spacing(*options.timestep_spacing, "timestep_spacing");
-  if (config.timestep_spacing) return parse_spacing(*config.timestep_spacing, "timestep_spacing");
+  if (options.timestep_spacing) return *options.timestep_spacing;
+  if (config.timestep_spacing) return *config.timestep_spacing;
   return class_default;
 }
 
 SigmaSchedule resolve_sigma_schedule(const SchedulerConfig& config, const SamplerOptions& options) {
-  const auto& name = options.schedule;
-  if (name == "karras") return SigmaSchedule::Karras;
-  if (name == "exponential") return SigmaSchedule::Exponential;
-  if (name == "sgm_uniform") return SigmaSchedule::SgmUniform;
-  if (name != "default") throw Error("unknown schedule '" + name + "'");
+  if (options.schedule != SigmaSchedule::Default) return options.schedule;
   return config.use_karras_sigmas ? SigmaSchedule::Karras : SigmaSchedule::Default;
 }
 

@@ -13,17 +13,8 @@
 
 namespace diffuse::sampling {
 
-enum class Spacing { Leading, Trailing, Linspace };
-
-// How the sampler's sigmas are placed between the trained schedule's ends (--schedule).
-// Default keeps the spaced training timesteps; the others respace the sigmas themselves.
-enum class SigmaSchedule { Default, Karras, Exponential, SgmUniform };
-
 // The schedule in force: the option, or under "default" the config's use_karras_sigmas.
 SigmaSchedule resolve_sigma_schedule(const SchedulerConfig& config, const SamplerOptions& options);
-
-// Throws diffuse::Error naming `what` (the option or field the name came from).
-Spacing parse_spacing(const std::string& name, const std::string& what);
 
 // The spacing in force: the sampler option, else the config, else the scheduler class's default.
 Spacing resolve_spacing(const SchedulerConfig& config, const SamplerOptions& options,

@@ -31,6 +31,8 @@ class Sampler {
  public:
   virtual ~Sampler() = default;
   virtual std::string name() const = 0;
+  // AUTOMATIC1111's name for it ("DPM++ 2M"), which its PNG parameters text carries.
+  virtual std::string display_name() const = 0;
   virtual std::string description() const = 0;
   virtual bool uses_eta() const { return false; }
   // Whether --schedule may respace the sigmas (karras, exponential, sgm_uniform). Samplers that

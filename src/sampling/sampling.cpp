@@ -14,18 +14,44 @@ std::string joined_names() {
   return names;
 }
 
-std::string joined(const std::vector<std::pair<std::string, std::string>>& named) {
-  std::string names;
-  for (const auto& [name, description] : named) names += (names.empty() ? "" : ", ") + name;
-  return names;
-}
+// The names of an enum's values, in declaration order: the one list parsing, naming and the
+// "valid values" of an error all read.
+template <typename Enum>
+struct NamedValues {
+  std::vector<std::pair<Enum, std::string>> values;
+  const char* parameter;
 
-// The config the sampler runs with: --prediction overrides the model's prediction type.
+  Enum parse(const std::string& name) const {
+    for (const auto& [value, value_name] : values) {
+      if (value_name == name) return value;
+    }
+    std::string valid;
+    for (const auto& [value, value_name] : values) valid += (valid.empty() ? "" : ", ") + value_name;
+    throw InvalidParameter(parameter, "'" + name + "' is not one of " + valid);
+  }
+  const std::string& name(Enum wanted) const {
+    for (const auto& [value, value_name] : values) {
+      if (value == wanted) return value_name;
+    }
+    throw std::logic_error("an enum value without a name");
+  }
+};
+
+const NamedValues<Prediction> kPredictions{{{Prediction::Epsilon, "epsilon"}, {Prediction::VPrediction, "v_prediction"}},
+                                           "prediction"};
+const NamedValues<Spacing> kSpacings{
+    {{Spacing::Leading, "leading"}, {Spacing::Trailing, "trailing"}, {Spacing::Linspace, "linspace"}},
+    "timestep_spacing"};
+const NamedValues<SigmaSchedule> kSchedules{{{SigmaSchedule::Default, "default"},
+                                             {SigmaSchedule::Karras, "karras"},
+                                             {SigmaSchedule::Exponential, "exponential"},
+                                             {SigmaSchedule::SgmUniform, "sgm_uniform"}},
+                                            "schedule"};
+
+// The config the sampler runs with: a prediction option overrides the model's prediction type.
 SchedulerConfig effective_config(const SchedulerConfig& config, const SamplerOptions& options) {
   SchedulerConfig effective = config;
-  if (options.prediction) {
-    effective.prediction = *options.prediction == "v_prediction" ? Prediction::VPrediction : Prediction::Epsilon;
-  }
+  if (options.prediction) effective.prediction = *options.prediction;
   return effective;
 }
 
@@ -61,7 +87,7 @@ const Sampler& find_sampler(const std::string& name) {
   for (const auto& sampler : all_samplers()) {
     if (sampler->name() == name) return *sampler;
   }
-  throw Error("unknown sampler '" + name + "'; valid samplers: " + joined_names());
+  throw InvalidParameter("sampler", "'" + name + "' is not one of " + joined_names());
 }
 
 at::Tensor RunContext::draw_noise(const at::Tensor& like) const {
@@ -73,49 +99,39 @@ void RunContext::report(int step, const at::Tensor& latents, const at::Tensor& d
   if (callback) callback(StepInfo{step, options.steps, latents, denoised});
 }
 
+Prediction parse_prediction(const std::string& name) { return kPredictions.parse(name); }
+Spacing parse_spacing(const std::string& name) { return kSpacings.parse(name); }
+SigmaSchedule parse_sigma_schedule(const std::string& name) { return kSchedules.parse(name); }
+std::string name_of(Prediction prediction) { return kPredictions.name(prediction); }
+std::string name_of(Spacing spacing) { return kSpacings.name(spacing); }
+std::string name_of(SigmaSchedule schedule) { return kSchedules.name(schedule); }
+
 void validate(const SamplerOptions& options) {
   const Sampler& sampler = find_sampler(options.sampler);
-  bool known_schedule = false;
-  for (const auto& [name, description] : schedule_names()) known_schedule |= name == options.schedule;
-  if (!known_schedule) {
-    throw Error("unknown schedule '" + options.schedule + "'; valid schedules: " + joined(schedule_names()));
+  if (options.schedule != SigmaSchedule::Default && !sampler.offers_schedules()) {
+    throw InvalidParameter("schedule", "'" + name_of(options.schedule) + "' is not available for sampler '" +
+                                           options.sampler + "'; use 'default'");
   }
-  if (options.schedule != "default" && !sampler.offers_schedules()) {
-    throw Error("schedule '" + options.schedule + "' is not available for sampler '" + options.sampler +
-                "'; use schedule 'default'");
-  }
-  if (options.prediction && *options.prediction != "epsilon" && *options.prediction != "v_prediction") {
-    throw Error("unknown prediction '" + *options.prediction + "'; valid predictions: epsilon, v_prediction");
-  }
-  if (options.timestep_spacing) {
-    const auto& spacing = *options.timestep_spacing;
-    if (spacing != "leading" && spacing != "trailing" && spacing != "linspace") {
-      throw Error("unknown timestep_spacing '" + spacing +
-                  "'; valid spacings: leading, trailing, linspace");
-    }
-  }
-  if (options.steps < 1) {
-    throw Error("steps must be at least 1, got " + std::to_string(options.steps));
-  }
-  if (!(options.eta >= 0)) {
-    throw Error("eta must be 0 or more, got " + std::to_string(options.eta));
-  }
+  if (options.steps < 1) throw InvalidParameter("steps", "must be at least 1, got " + std::to_string(options.steps));
+  if (!(options.eta >= 0)) throw InvalidParameter("eta", "must be 0 or more, got " + std::to_string(options.eta));
   if (options.eta > 0 && !sampler.uses_eta()) {
     std::string users;
     for (const auto& s : all_samplers()) {
       if (s->uses_eta()) users += (users.empty() ? "" : ", ") + s->name();
     }
-    throw Error("eta applies only to samplers " + users + ", not to '" + options.sampler + "'");
+    throw InvalidParameter("eta", "applies only to samplers " + users + ", not to '" + options.sampler + "'");
+  }
+}
+
+void validate_for(const SamplerOptions& options, const SchedulerConfig& config) {
+  if (options.steps >= config.num_train_timesteps) {
+    // DPM-Solver's leading spacing divides the training steps into steps+1 parts.
+    throw InvalidParameter("steps", "must be below the model's " + std::to_string(config.num_train_timesteps) +
+                                        " training timesteps, got " + std::to_string(options.steps));
   }
 }
 
 Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) {
-  validate(options);
-  if (options.steps >= config.num_train_timesteps) {
-    // DPM-Solver's leading spacing divides the training steps into steps+1 parts.
-    throw Error("steps must be below num_train_timesteps (" +
-                std::to_string(config.num_train_timesteps) + "), got " + std::to_string(options.steps));
-  }
   return find_sampler(options.sampler).make_schedule(effective_config(config, options), options);
 }
 
@@ -138,6 +154,17 @@ std::vector<std::pair<std::string, std::string>> sampler_names() {
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& sampler : all_samplers()) names.emplace_back(sampler->name(), sampler->description());
   return names;
+}
+
+std::string display_name(const SamplerOptions& options) {
+  std::string name = find_sampler(options.sampler).display_name();
+  switch (options.schedule) {
+    case SigmaSchedule::Karras: return name + " Karras";
+    case SigmaSchedule::Exponential: return name + " Exponential";
+    case SigmaSchedule::SgmUniform: return name + " SGM Uniform";
+    case SigmaSchedule::Default: break;
+  }
+  return name;
 }
 
 std::vector<std::pair<std::string, std::string>> schedule_names() {

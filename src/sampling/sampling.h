@@ -13,6 +13,19 @@
 namespace diffuse::sampling {
 
 enum class Prediction { Epsilon, VPrediction };
+enum class Spacing { Leading, Trailing, Linspace };
+// How the sampler's sigmas are placed between the trained schedule's ends. Default keeps the spaced
+// training timesteps (or the config's use_karras_sigmas); the others respace the sigmas themselves.
+enum class SigmaSchedule { Default, Karras, Exponential, SgmUniform };
+
+// The names people and configs use (diffusers' and AUTOMATIC1111's). Parsing throws
+// diffuse::InvalidParameter naming `prediction`, `timestep_spacing` or `schedule` and the valid names.
+Prediction parse_prediction(const std::string& name);
+Spacing parse_spacing(const std::string& name);
+SigmaSchedule parse_sigma_schedule(const std::string& name);
+std::string name_of(Prediction prediction);
+std::string name_of(Spacing spacing);
+std::string name_of(SigmaSchedule schedule);
 
 // The fields of a diffusers scheduler_config.json that change what a sampler computes.
 // Member defaults describe SD 1.x. from_json() follows diffusers instead: a field the file does not
@@ -27,7 +40,7 @@ struct SchedulerConfig {
   std::string beta_schedule = "scaled_linear";  // linear | scaled_linear | squaredcos_cap_v2
   std::vector<double> trained_betas;            // when not empty, replaces beta_start/end/schedule
   Prediction prediction = Prediction::Epsilon;
-  std::optional<std::string> timestep_spacing = "leading";  // leading | trailing | linspace
+  std::optional<Spacing> timestep_spacing = Spacing::Leading;
   int steps_offset = 1;
   std::optional<bool> set_alpha_to_one = false;  // ddim: final alpha is 1 rather than alphas_cumprod[0]
   std::optional<bool> clip_sample = false;       // ddim, heun: clamp predicted x0 to ±clip_sample_range
@@ -47,11 +60,11 @@ struct SchedulerConfig {
 using ModelFn = std::function<at::Tensor(const at::Tensor& model_input, double timestep)>;
 
 struct SamplerOptions {
-  std::string sampler = "euler";
-  std::string schedule = "default";              // default | karras | exponential | sgm_uniform
-  std::optional<std::string> timestep_spacing;   // overrides the config: leading | trailing | linspace
-  std::optional<std::string> prediction;         // overrides the config: epsilon | v_prediction
-  double eta = 0;                                // ddim only
+  std::string sampler = "euler";  // a name from sampler_names()
+  SigmaSchedule schedule = SigmaSchedule::Default;
+  std::optional<Spacing> timestep_spacing;  // overrides the config's
+  std::optional<Prediction> prediction;     // overrides the config's
+  double eta = 0;                           // samplers with uses_eta() only
   int steps = 20;
 };
 
@@ -72,11 +85,15 @@ struct Schedule {
   double init_noise_sigma = 1.0;  // the sampler's starting latents are noise * init_noise_sigma
 };
 
-// Unknown sampler/schedule/spacing/prediction, steps < 1, eta < 0, eta with a sampler that ignores
-// it, and a respacing schedule with a sampler that steps on training timesteps -> diffuse::Error
-// naming the option and the valid values.
+// The checks that need no model: an unknown sampler, steps < 1, eta < 0, eta with a sampler that
+// ignores it, a respacing schedule with a sampler that steps on training timesteps ->
+// diffuse::InvalidParameter naming the option (sampler, steps, eta, schedule) and the valid values.
 void validate(const SamplerOptions& options);
+// What the model's training schedule adds: steps below num_train_timesteps (InvalidParameter `steps`).
+void validate_for(const SamplerOptions& options, const SchedulerConfig& config);
 
+// make_schedule() and sample() take options already validated (validate(), validate_for()): a
+// request is checked once, where it comes in, not again on every call.
 Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options);
 
 // `noise` is unit Gaussian (torch.randn from `generator`); the sampler scales it by its
@@ -88,6 +105,9 @@ at::Tensor sample(const ModelFn& model, const SchedulerConfig& config, const Sam
 
 // Every sampler: name and a one-line description, in the order the CLI should list them.
 std::vector<std::pair<std::string, std::string>> sampler_names();
+// How AUTOMATIC1111's web UI names the sampler with this schedule ("DPM++ 2M Karras"), as its PNGs'
+// parameters text says it and the tools that read those texts expect it.
+std::string display_name(const SamplerOptions& options);
 // Every --schedule value with a one-line description, likewise.
 std::vector<std::pair<std::string, std::string>> schedule_names();
 

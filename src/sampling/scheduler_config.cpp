@@ -24,13 +24,6 @@ T value_of(const nlohmann::json& json, const char* name) {
   }
 }
 
-Prediction parse_prediction(const std::string& name) {
-  if (name == "epsilon") return Prediction::Epsilon;
-  if (name == "v_prediction") return Prediction::VPrediction;
-  throw Error("scheduler config: unsupported prediction_type '" + name +
-              "'; supported: epsilon, v_prediction");
-}
-
 }  // namespace
 
 SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& json) {
@@ -51,8 +44,20 @@ SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& json) {
   if (field(json, "beta_end")) config.beta_end = value_of<double>(json, "beta_end");
   if (field(json, "beta_schedule")) config.beta_schedule = value_of<std::string>(json, "beta_schedule");
   if (field(json, "trained_betas")) config.trained_betas = value_of<std::vector<double>>(json, "trained_betas");
-  if (field(json, "prediction_type")) config.prediction = parse_prediction(value_of<std::string>(json, "prediction_type"));
-  if (field(json, "timestep_spacing")) config.timestep_spacing = value_of<std::string>(json, "timestep_spacing");
+  if (field(json, "prediction_type")) {
+    const auto name = value_of<std::string>(json, "prediction_type");
+    if (name != "epsilon" && name != "v_prediction") {
+      throw Error("scheduler config: unsupported prediction_type '" + name + "'; supported: epsilon, v_prediction");
+    }
+    config.prediction = parse_prediction(name);
+  }
+  if (field(json, "timestep_spacing")) {
+    try {
+      config.timestep_spacing = parse_spacing(value_of<std::string>(json, "timestep_spacing"));
+    } catch (const InvalidParameter& e) {
+      throw Error("scheduler config: field 'timestep_spacing': " + e.problem());
+    }
+  }
   if (field(json, "steps_offset")) config.steps_offset = value_of<int>(json, "steps_offset");
   if (field(json, "set_alpha_to_one")) config.set_alpha_to_one = value_of<bool>(json, "set_alpha_to_one");
   if (field(json, "clip_sample")) config.clip_sample = value_of<bool>(json, "clip_sample");

@@ -14,9 +14,9 @@ SamplerOptions FixtureRun::options() const {
   const auto& cli = json.at("cli");
   SamplerOptions options;
   options.sampler = cli.at("sampler").get<std::string>();
-  if (!cli.at("schedule").is_null()) options.schedule = cli.at("schedule").get<std::string>();
+  if (!cli.at("schedule").is_null()) options.schedule = parse_sigma_schedule(cli.at("schedule").get<std::string>());
   if (!cli.at("timestep_spacing").is_null()) {
-    options.timestep_spacing = cli.at("timestep_spacing").get<std::string>();
+    options.timestep_spacing = parse_spacing(cli.at("timestep_spacing").get<std::string>());
   }
   options.eta = cli.at("eta").get<double>();
   options.steps = json.at("num_inference_steps").get<int>();

@@ -81,11 +81,11 @@ TEST(PredictionOverride, ReplacesTheConfigsPredictionType) {
   const auto noise = at::randn({1, 4, 8, 8}, noise_generator, at::kFloat);
   auto first = seeded_generator(12);
   const auto native = sample(model, v_config, options, noise, first);
-  options.prediction = "v_prediction";
+  options.prediction = Prediction::VPrediction;
   auto second = seeded_generator(12);
   const auto overridden = sample(model, eps_config, options, noise, second);
   EXPECT_TRUE(at::equal(native, overridden));
-  options.prediction = "epsilon";
+  options.prediction = Prediction::Epsilon;
   auto third = seeded_generator(12);
   EXPECT_FALSE(at::equal(native, sample(model, v_config, options, noise, third)));
 }

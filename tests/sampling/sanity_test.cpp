@@ -102,10 +102,10 @@ double sampled_std(const Case& c, double s, int steps = 50, uint64_t seed = 1234
   config.prediction = c.prediction;
   SamplerOptions options;
   options.sampler = c.sampler;
-  options.schedule = c.schedule;
+  options.schedule = parse_sigma_schedule(c.schedule);
   options.eta = c.eta;
   options.steps = steps;
-  options.timestep_spacing = c.spacing;
+  options.timestep_spacing = parse_spacing(c.spacing);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   const auto noise = at::randn({4, 4, 64, 64}, generator, at::kFloat);
   const auto model = c.sampler == "lcm" ? consistency_optimal_model(config, s) : gaussian_optimal_model(config, s);

@@ -69,7 +69,7 @@ TEST(SchedulerSchedule, InitNoiseSigmaFollowsSpacing) {
   const Schedule leading = make_schedule(config, options);
   // Leading spacing starts below the top of the schedule: sqrt(sigma_max^2 + 1).
   EXPECT_NEAR(leading.init_noise_sigma, std::sqrt(leading.sigmas[0] * leading.sigmas[0] + 1), 1e-5);
-  options.timestep_spacing = "trailing";
+  options.timestep_spacing = Spacing::Trailing;
   const Schedule trailing = make_schedule(config, options);
   EXPECT_DOUBLE_EQ(trailing.init_noise_sigma, trailing.sigmas[0]);
   EXPECT_NEAR(trailing.sigmas[0], 14.614645, 1e-5);  // SD's sigma at t = 999
@@ -169,7 +169,7 @@ TEST(SchedulerRespacing, EverySigmaSamplerTakesEverySchedule) {
       SCOPED_TRACE(sampler + " " + schedule);
       SamplerOptions options;
       options.sampler = sampler;
-      options.schedule = schedule;
+      options.schedule = parse_sigma_schedule(schedule);
       options.steps = 8;
       const Schedule made = make_schedule(SchedulerConfig{}, options);
       EXPECT_TRUE(std::is_sorted(made.sigmas.rbegin(), made.sigmas.rend()));

@@ -10,7 +10,17 @@ namespace {
 std::string error_of(const SamplerOptions& options) {
   try {
     validate(options);
-  } catch (const diffuse::Error& error) {
+  } catch (const diffuse::InvalidParameter& error) {
+    return error.what();
+  }
+  return "";
+}
+
+template <typename Parse>
+std::string parse_error(Parse parse, const std::string& name) {
+  try {
+    parse(name);
+  } catch (const diffuse::InvalidParameter& error) {
     return error.what();
   }
   return "";
@@ -39,50 +49,44 @@ TEST(SamplerValidate, UnknownSamplerListsTheValidOnes) {
   SamplerOptions options;
   options.sampler = "foo";
   EXPECT_EQ(error_of(options),
-            "unknown sampler 'foo'; valid samplers: euler, euler_a, heun, lms, ddim, dpm++2m, dpm++2m_sde, dpm2, "
+            "sampler: 'foo' is not one of euler, euler_a, heun, lms, ddim, dpm++2m, dpm++2m_sde, dpm2, "
             "dpm2_a, plms, dpm++2s, dpm++2s_a, dpm++sde, unipc, deis, lcm");
 }
 
-TEST(SamplerValidate, UnknownScheduleAndSpacing) {
-  SamplerOptions options;
-  options.schedule = "cosine";
-  EXPECT_EQ(error_of(options), "unknown schedule 'cosine'; valid schedules: default, karras, exponential, sgm_uniform");
-  options = {};
-  options.timestep_spacing = "uniform";
-  EXPECT_EQ(error_of(options),
-            "unknown timestep_spacing 'uniform'; valid spacings: leading, trailing, linspace");
+TEST(SamplerOptionNames, ParseAndNameEveryValue) {
+  EXPECT_EQ(parse_error(parse_sigma_schedule, "cosine"),
+            "schedule: 'cosine' is not one of default, karras, exponential, sgm_uniform");
+  EXPECT_EQ(parse_error(parse_spacing, "uniform"), "timestep_spacing: 'uniform' is not one of leading, trailing, linspace");
+  EXPECT_EQ(parse_error(parse_prediction, "sample"), "prediction: 'sample' is not one of epsilon, v_prediction");
+  for (const auto& [name, description] : schedule_names()) EXPECT_EQ(name_of(parse_sigma_schedule(name)), name);
+  for (const auto* name : {"leading", "trailing", "linspace"}) EXPECT_EQ(name_of(parse_spacing(name)), name);
+  for (const auto* name : {"epsilon", "v_prediction"}) EXPECT_EQ(name_of(parse_prediction(name)), name);
+  EXPECT_EQ(parse_sigma_schedule("sgm_uniform"), SigmaSchedule::SgmUniform);
+  EXPECT_EQ(parse_spacing("trailing"), Spacing::Trailing);
+  EXPECT_EQ(parse_prediction("v_prediction"), Prediction::VPrediction);
 }
 
 TEST(SamplerValidate, StepsAndEta) {
   SamplerOptions options;
   options.steps = 0;
-  EXPECT_EQ(error_of(options), "steps must be at least 1, got 0");
+  EXPECT_EQ(error_of(options), "steps: must be at least 1, got 0");
   options = {};
   options.eta = -0.5;
-  EXPECT_NE(error_of(options).find("eta must be 0 or more"), std::string::npos);
+  EXPECT_NE(error_of(options).find("eta: must be 0 or more"), std::string::npos);
   options.eta = 1;
-  EXPECT_EQ(error_of(options), "eta applies only to samplers ddim, not to 'euler'");
+  EXPECT_EQ(error_of(options), "eta: applies only to samplers ddim, not to 'euler'");
   options.sampler = "ddim";
-  EXPECT_EQ(error_of(options), "");
-}
-
-TEST(SamplerValidate, KarrasOnlyWhereTheSchedulerHasIt) {
-  SamplerOptions options;
-  options.sampler = "ddim";
-  options.schedule = "karras";
-  EXPECT_EQ(error_of(options), "schedule 'karras' is not available for sampler 'ddim'; use schedule 'default'");
-  options.sampler = "dpm++2m";
   EXPECT_EQ(error_of(options), "");
 }
 
 TEST(SamplerValidate, RespacingSchedulesOnlyForSigmaSamplers) {
-  for (const auto* schedule : {"karras", "exponential", "sgm_uniform"}) {
+  for (const auto schedule : {SigmaSchedule::Karras, SigmaSchedule::Exponential, SigmaSchedule::SgmUniform}) {
     for (const auto* sampler : {"ddim", "plms", "lcm"}) {
       SamplerOptions options;
       options.sampler = sampler;
       options.schedule = schedule;
-      EXPECT_EQ(error_of(options), std::string("schedule '") + schedule + "' is not available for sampler '" +
-                                       sampler + "'; use schedule 'default'");
+      EXPECT_EQ(error_of(options), "schedule: '" + name_of(schedule) + "' is not available for sampler '" + sampler +
+                                       "'; use 'default'");
     }
     SamplerOptions options;
     options.sampler = "dpm2";
@@ -91,18 +95,37 @@ TEST(SamplerValidate, RespacingSchedulesOnlyForSigmaSamplers) {
   }
 }
 
-TEST(SamplerValidate, PredictionOverride) {
-  SamplerOptions options;
-  options.prediction = "v_prediction";
-  EXPECT_EQ(error_of(options), "");
-  options.prediction = "sample";
-  EXPECT_EQ(error_of(options), "unknown prediction 'sample'; valid predictions: epsilon, v_prediction");
-}
-
 TEST(SamplerValidate, TooManyStepsForTheTrainingSchedule) {
   SamplerOptions options;
   options.steps = 1000;
-  EXPECT_THROW(make_schedule(SchedulerConfig{}, options), diffuse::Error);
+  EXPECT_EQ(error_of(options), "");  // without a model, any step count above 0
+  try {
+    validate_for(options, SchedulerConfig{});
+    ADD_FAILURE() << "1000 steps of a 1000-timestep schedule passed";
+  } catch (const diffuse::InvalidParameter& error) {
+    EXPECT_EQ(error.parameter(), "steps");
+    EXPECT_STREQ(error.what(), "steps: must be below the model's 1000 training timesteps, got 1000");
+  }
+  options.steps = 999;
+  EXPECT_NO_THROW(validate_for(options, SchedulerConfig{}));
+}
+
+TEST(SamplerDisplayName, AsAutomatic1111NamesIt) {
+  SamplerOptions options;
+  options.sampler = "dpm++2m";
+  options.schedule = SigmaSchedule::Karras;
+  EXPECT_EQ(display_name(options), "DPM++ 2M Karras");
+  options.sampler = "euler_a";
+  options.schedule = SigmaSchedule::Default;
+  EXPECT_EQ(display_name(options), "Euler a");
+  options.sampler = "dpm++2m_sde";
+  options.schedule = SigmaSchedule::SgmUniform;
+  EXPECT_EQ(display_name(options), "DPM++ 2M SDE SGM Uniform");
+  for (const auto& [name, description] : sampler_names()) {
+    options.sampler = name;
+    options.schedule = SigmaSchedule::Default;
+    EXPECT_FALSE(display_name(options).empty()) << name;
+  }
 }
 
 TEST(SchedulerConfigJson, AbsentFieldsTakeDiffusersDefaults) {
@@ -131,7 +154,7 @@ TEST(SchedulerConfigJson, ReadsTheFieldsThatMatter) {
                                                   {"use_karras_sigmas", true},
                                                   {"rescale_betas_zero_snr", true}});
   EXPECT_EQ(config.prediction, Prediction::VPrediction);
-  EXPECT_EQ(config.timestep_spacing, "trailing");
+  EXPECT_EQ(config.timestep_spacing, Spacing::Trailing);
   EXPECT_EQ(config.steps_offset, 1);
   EXPECT_EQ(config.clip_sample, false);
   EXPECT_EQ(config.set_alpha_to_one, false);
@@ -146,6 +169,7 @@ TEST(SchedulerConfigJson, RejectsWhatItCannotHonour) {
   EXPECT_THROW(SchedulerConfig::from_json({{"prediction_type", "sample"}}), diffuse::Error);
   EXPECT_THROW(SchedulerConfig::from_json({{"thresholding", true}}), diffuse::Error);
   EXPECT_THROW(SchedulerConfig::from_json({{"steps_offset", "one"}}), diffuse::Error);
+  EXPECT_THROW(SchedulerConfig::from_json({{"timestep_spacing", "uniform"}}), diffuse::Error);
   EXPECT_THROW(SchedulerConfig::from_json(nlohmann::json::array()), diffuse::Error);
   SchedulerConfig unknown_betas;
   unknown_betas.beta_schedule = "cubic";

@@ -16,6 +16,7 @@ namespace {
 class DdimSampler final : public Sampler {
  public:
   std::string name() const override { return "ddim"; }
+  std::string display_name() const override { return "DDIM"; }
   std::string description() const override {
     return "DDIM; deterministic at eta 0, adds noise for eta > 0";
   }

@@ -20,6 +20,7 @@ float basis_integral(float t, float b, float c) {
 class DeisSampler final : public Sampler {
  public:
   std::string name() const override { return "deis"; }
+  std::string display_name() const override { return "DEIS"; }
   std::string description() const override { return "DEIS, second order exponential integrator multistep"; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {

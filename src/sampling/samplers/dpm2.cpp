@@ -59,6 +59,7 @@ class Dpm2Sampler final : public Sampler {
   explicit Dpm2Sampler(bool ancestral) : ancestral_(ancestral) {}
 
   std::string name() const override { return ancestral_ ? "dpm2_a" : "dpm2"; }
+  std::string display_name() const override { return ancestral_ ? "DPM2 a" : "DPM2"; }
   std::string description() const override {
     return ancestral_ ? "DPM2 ancestral, second order with fresh noise each step, two model calls per step"
                       : "DPM2, second order midpoint solver, two model calls per step";

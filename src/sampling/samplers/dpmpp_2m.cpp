@@ -24,6 +24,7 @@ class DpmSolverPlusPlus2M final : public Sampler {
   explicit DpmSolverPlusPlus2M(bool sde) : sde_(sde) {}
 
   std::string name() const override { return sde_ ? "dpm++2m_sde" : "dpm++2m"; }
+  std::string display_name() const override { return sde_ ? "DPM++ 2M SDE" : "DPM++ 2M"; }
   std::string description() const override {
     return sde_ ? "DPM-Solver++(2M) SDE, second order multistep with fresh noise each step"
                 : "DPM-Solver++(2M), second order multistep";

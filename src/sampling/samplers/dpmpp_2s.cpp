@@ -30,13 +30,13 @@ std::vector<int> singlestep_orders(int steps) {
 class DpmSolverPlusPlus2S final : public Sampler {
  public:
   std::string name() const override { return "dpm++2s"; }
+  std::string display_name() const override { return "DPM++ 2S"; }
   std::string description() const override { return "DPM-Solver++(2S), second order singlestep"; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     // The singlestep scheduler always spaces like linspace, whatever the config says; only an
     // explicit --timestep-spacing changes that.
-    const Spacing spacing = options.timestep_spacing ? parse_spacing(*options.timestep_spacing, "timestep_spacing")
-                                                     : Spacing::Linspace;
+    const Spacing spacing = options.timestep_spacing.value_or(Spacing::Linspace);
     return dpm_solver_schedule(config, spacing, resolve_sigma_schedule(config, options), options.steps);
   }
 
@@ -74,6 +74,7 @@ class DpmSolverPlusPlus2S final : public Sampler {
 class DpmSolverPlusPlus2SAncestral final : public Sampler {
  public:
   std::string name() const override { return "dpm++2s_a"; }
+  std::string display_name() const override { return "DPM++ 2S a"; }
   std::string description() const override {
     return "DPM-Solver++(2S) ancestral (k-diffusion), two model calls per step, fresh noise each step";
   }

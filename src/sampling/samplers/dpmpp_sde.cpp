@@ -72,6 +72,7 @@ class BrownianPath {
 class DpmSolverPlusPlusSde final : public Sampler {
  public:
   std::string name() const override { return "dpm++sde"; }
+  std::string display_name() const override { return "DPM++ SDE"; }
   std::string description() const override {
     return "DPM-Solver++ SDE (k-diffusion), two model calls per step, Brownian noise from the seed";
   }

@@ -12,6 +12,7 @@ namespace {
 class EulerSampler final : public Sampler {
  public:
   std::string name() const override { return "euler"; }
+  std::string display_name() const override { return "Euler"; }
   std::string description() const override { return "Euler, first order ODE solver (k-diffusion)"; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {

@@ -16,11 +16,12 @@ namespace {
 class EulerAncestralSampler final : public Sampler {
  public:
   std::string name() const override { return "euler_a"; }
+  std::string display_name() const override { return "Euler a"; }
   std::string description() const override { return "Euler ancestral, adds fresh noise each step"; }
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     // diffusers 0.27's EulerAncestralDiscreteScheduler has no use_karras_sigmas and ignores one in
     // the config, so only a schedule named on the command line respaces its sigmas.
-    const SigmaSchedule sigma_schedule = options.schedule == "default"
+    const SigmaSchedule sigma_schedule = options.schedule == SigmaSchedule::Default
                                              ? SigmaSchedule::Default
                                              : resolve_sigma_schedule(config, options);
     return discrete_sigma_schedule(config, resolve_spacing(config, options, Spacing::Linspace),

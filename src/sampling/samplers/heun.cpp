@@ -15,6 +15,7 @@ namespace {
 class HeunSampler final : public Sampler {
  public:
   std::string name() const override { return "heun"; }
+  std::string display_name() const override { return "Heun"; }
   std::string description() const override {
     return "Heun, second order ODE solver, two model calls per step";
   }

@@ -22,6 +22,7 @@ constexpr float kSigmaDataSquared = 0.25f;  // sigma_data 0.5
 class LcmSampler final : public Sampler {
  public:
   std::string name() const override { return "lcm"; }
+  std::string display_name() const override { return "LCM"; }
   std::string description() const override {
     return "LCM, for latent-consistency-distilled models (2-8 steps); adds fresh noise each step";
   }

@@ -38,6 +38,7 @@ double lms_coefficient(const std::vector<double>& sigmas, int order, int i, int 
 class LmsSampler final : public Sampler {
  public:
   std::string name() const override { return "lms"; }
+  std::string display_name() const override { return "LMS"; }
   std::string description() const override { return "Linear multistep, order 4 (k-diffusion)"; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {

@@ -18,6 +18,7 @@ namespace {
 class PlmsSampler final : public Sampler {
  public:
   std::string name() const override { return "plms"; }
+  std::string display_name() const override { return "PLMS"; }
   std::string description() const override {
     return "PLMS (PNDM without Runge-Kutta warm-up), fourth order linear multistep on noise";
   }
@@ -26,8 +27,7 @@ class PlmsSampler final : public Sampler {
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     // PNDM always spaces like "leading" (arange * ratio + steps_offset) and ignores
     // timestep_spacing; an explicit other spacing is honoured as the other schedulers do.
-    const Spacing spacing = options.timestep_spacing ? parse_spacing(*options.timestep_spacing, "timestep_spacing")
-                                                     : Spacing::Leading;
+    const Spacing spacing = options.timestep_spacing.value_or(Spacing::Leading);
     const auto spaced = spaced_timesteps(config.num_train_timesteps, spacing, config.steps_offset, options.steps,
                                          /*round_linspace=*/true);
     // t(n-1), ..., t1, t1, t0 reversed: the second timestep repeats for the Heun-like first step.

@@ -49,6 +49,7 @@ at::Tensor corrector_rhos(float r1, const UniStep& step) {
 class UniPcSampler final : public Sampler {
  public:
   std::string name() const override { return "unipc"; }
+  std::string display_name() const override { return "UniPC"; }
   std::string description() const override { return "UniPC, second order predictor-corrector multistep"; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
