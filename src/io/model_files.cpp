@@ -6,6 +6,7 @@
 #include "io/ldm_layout.h"
 #include "io/safetensors.h"
 #include "util/error.h"
+#include "util/json.h"
 
 namespace diffuse::io {
 
@@ -13,16 +14,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path.string() + ": cannot open");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
-  }
-}
 
 // A floating-point tensor as `dtype`; other types as stored.
 at::Tensor read_tensor(const SafetensorsFile& file, const std::string& name, at::ScalarType dtype) {
@@ -165,6 +156,26 @@ at::Tensor apply_transform(const at::Tensor& tensor, const TensorRename& rename,
   return tensor;
 }
 
+// As diffusers' from_single_file: the betas and the parameterisation from the original config, the
+// released SD configs' values for the rest (notably clip_sample false, which DDIM would otherwise
+// default to true).
+json single_file_scheduler_config(const json& original) {
+  json params = json::object();
+  if (original.is_object() && original.contains("model") && original.at("model").contains("params")) {
+    params = original.at("model").at("params");
+  }
+  const auto get = [&](const char* key, json fallback) { return params.contains(key) ? params.at(key) : fallback; };
+  return json{{"num_train_timesteps", get("timesteps", 1000)},
+              {"beta_start", get("linear_start", 0.00085)},
+              {"beta_end", get("linear_end", 0.012)},
+              {"beta_schedule", "scaled_linear"},
+              {"prediction_type", get("parameterization", "eps") == "v" ? "v_prediction" : "epsilon"},
+              {"timestep_spacing", "leading"},
+              {"steps_offset", 1},
+              {"set_alpha_to_one", false},
+              {"clip_sample", false}};
+}
+
 ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
   const auto extension = path.extension().string();
   if (extension == ".ckpt" || extension == ".pt" || extension == ".pth" || extension == ".bin") {
@@ -182,6 +193,8 @@ ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
   const LdmPlan plan = plan_ldm_conversion(keys, model.original_config, path.string());
   model.family = plan.family;
   model.ignored = plan.ignored;
+  model.scheduler_config = single_file_scheduler_config(model.original_config);
+  model.pad_token = model.family == "sd2" ? "!" : "<|endoftext|>";
 
   for (auto* component : {&model.unet, &model.vae, &model.text_encoder}) component->source = path.string();
   for (const auto& rename : plan.renames) {
@@ -207,9 +220,24 @@ ModelFiles load_model_files(const fs::path& path, at::ScalarType dtype) {
     if (!fs::is_regular_file(path / "model_index.json")) {
       throw Error(path.string() + ": not a diffusers model folder (no model_index.json)");
     }
-    return load_diffusers(path, dtype);
+    auto model = load_diffusers(path, dtype);
+    // A folder without one runs as a single file would: on the released SD configs' schedule.
+    if (model.scheduler_config.is_null()) model.scheduler_config = single_file_scheduler_config(nullptr);
+    return model;
   }
   return load_single_file(path, dtype);
+}
+
+at::ScalarType loading_dtype(const fs::path& path, at::ScalarType wanted) {
+  if (fs::is_directory(path)) return wanted;
+  std::optional<at::ScalarType> stored;
+  const auto file = SafetensorsFile::open(path);
+  for (const auto& info : file.tensors()) {
+    if (!at::isFloatingType(info.scalar_type)) continue;
+    if (stored && *stored != info.scalar_type) return wanted;
+    stored = info.scalar_type;
+  }
+  return stored.value_or(wanted);
 }
 
 }  // namespace diffuse::io

@@ -27,11 +27,16 @@ struct ModelFiles {
   Layout layout = Layout::Diffusers;
   std::filesystem::path path;
   ComponentWeights unet, vae, text_encoder;
-  nlohmann::json scheduler_config;  // scheduler/scheduler_config.json; null if absent
+  // scheduler/scheduler_config.json, or where there is none (single files, some folders) the one
+  // diffusers' from_single_file makes from the original config.
+  nlohmann::json scheduler_config;
   nlohmann::json original_config;   // single file: <stem>.json or ldm_config.json beside it; else null
   // Diffusers: the tokenizer/ folder. Single file: a tokenizer/ folder beside it, else the folder
   // holding vocab.json + merges.txt beside it, else bpe_simple_vocab_16e6.txt.gz beside it.
   std::optional<std::filesystem::path> tokenizer;
+  // Single file: the token its family's tokenizer pads with (OpenCLIP, SD 2.x: "!"; CLIP, SD 1.x:
+  // "<|endoftext|>"), which no tokenizer config beside the file says. Folders: their config says it.
+  std::optional<std::string> pad_token;
   std::string family;  // "sd1" (CLIP ViT-L text encoder) or "sd2" (OpenCLIP); detection only
   // Tensors in the files deliberately not loaded: buffers (position_ids), EMA copies, noise
   // schedules, VAE training losses, SD 2.x's unused last text layer.
@@ -42,5 +47,10 @@ struct ModelFiles {
 // Floating-point tensors come as `dtype` (views of the memory-mapped file when it already holds
 // that type); integer tensors keep theirs. Throws diffuse::Error naming the path, file or tensor.
 ModelFiles load_model_files(const std::filesystem::path& path, at::ScalarType dtype = at::kFloat);
+
+// The type to ask load_model_files() for, to get `wanted` with the fewest conversions: a single file
+// that stores all its floating-point tensors in one type is read as stored, so every tensor is a view
+// of the memory-mapped file, converted once by the copy into the module. Otherwise `wanted`.
+at::ScalarType loading_dtype(const std::filesystem::path& path, at::ScalarType wanted);
 
 }  // namespace diffuse::io

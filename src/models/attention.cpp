@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 
 #include "models/fused_attention.h"
+#include "models/kernel_options.h"
 
 namespace diffuse::models {
 
@@ -68,31 +67,18 @@ at::Tensor blocked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
   return out.view({batch, queries, width});
 }
 
-enum class Method { fused, blocked, chunked };
-
-// DIFFUSE_ATTENTION=blocked|chunked picks a slower version, for A/B measurements.
-Method requested_method() {
-  static const Method method = [] {
-    const char* choice = std::getenv("DIFFUSE_ATTENTION");
-    if (choice && std::strcmp(choice, "chunked") == 0) return Method::chunked;
-    if (choice && std::strcmp(choice, "blocked") == 0) return Method::blocked;
-    return Method::fused;
-  }();
-  return method;
-}
-
 }  // namespace
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                         const at::Tensor& causal_mask) {
   // The blocked and fused versions cannot be differentiated: training takes the chunked one.
   const bool recording = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  const auto method = recording ? Method::chunked : requested_method();
-  if (method == Method::chunked) return chunked(q, k, v, heads, causal_mask);
+  const auto method = recording ? AttentionKernel::Chunked : kernel_options().attention;
+  if (method == AttentionKernel::Chunked) return chunked(q, k, v, heads, causal_mask);
   const auto dtype = q.scalar_type();
   const bool fusable = !causal_mask.defined() && q.device().is_cpu() && k.scalar_type() == dtype &&
                        v.scalar_type() == dtype && fused_attention_supported(dtype);
-  if (method == Method::fused && fusable) return fused_attention(q, k, v, heads);
+  if (method == AttentionKernel::Fused && fusable) return fused_attention(q, k, v, heads);
   return blocked(q, k, v, heads, causal_mask);
 }
 

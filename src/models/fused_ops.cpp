@@ -4,11 +4,11 @@
 #include <ATen/record_function.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "models/avx512_math.h"
+#include "models/kernel_options.h"
 #include "util/error.h"
 
 namespace diffuse::models {
@@ -16,13 +16,7 @@ namespace diffuse::models {
 #ifdef DIFFUSE_AVX512_KERNELS
 namespace {
 
-bool switched_off() {
-  static const bool off = [] {
-    const char* choice = std::getenv("DIFFUSE_FUSED");
-    return choice && std::strcmp(choice, "off") == 0;
-  }();
-  return off;
-}
+bool switched_off() { return !kernel_options().fused_norms; }
 
 void require_supported(const at::Tensor& x, const char* op) {
   if ((x.scalar_type() != at::kBFloat16 && x.scalar_type() != at::kFloat) || !x.device().is_cpu())

@@ -9,7 +9,7 @@
 namespace diffuse::models {
 
 // Whether `x` should take these kernels: bf16 on a CPU with AVX512_BF16 or fp32 on one with AVX-512,
-// no gradient being recorded, and not switched off with DIFFUSE_FUSED=off (for A/B measurements).
+// no gradient being recorded, and not switched off in kernel_options() (models/kernel_options.h).
 bool use_fused_kernels(const at::Tensor& x);
 
 // x: [N, C, ...]; weight, bias: [C] or undefined. Optionally SiLU on the result.

@@ -130,4 +130,57 @@ LatentDistribution AutoencoderKLImpl::encode(const at::Tensor& image) {
 
 at::Tensor AutoencoderKLImpl::decode(const at::Tensor& latent) { return decoder(post_quant_conv(latent)); }
 
+namespace {
+
+// Cross-fades the first `extent` rows (dim 2) or columns (dim 3) of `b` from the last ones of `a`.
+void blend_edge(const at::Tensor& a, at::Tensor& b, int64_t dim, int64_t extent) {
+  extent = std::min({extent, a.size(dim), b.size(dim)});
+  if (extent <= 0) return;
+  auto ramp = at::arange(extent, b.options()).div_(static_cast<double>(extent));
+  ramp = dim == 2 ? ramp.view({1, 1, extent, 1}) : ramp.view({1, 1, 1, extent});
+  auto head = b.narrow(dim, 0, extent);
+  const auto tail = a.narrow(dim, a.size(dim) - extent, extent);
+  head.copy_(tail * (1 - ramp) + head * ramp);
+}
+
+}  // namespace
+
+int AutoencoderKLImpl::tile_count(int64_t latent_height, int64_t latent_width) const {
+  const int64_t tile = config.sample_size / config.downscale_factor();
+  if (latent_height <= tile && latent_width <= tile) return 1;
+  const int64_t stride = tile * 3 / 4;
+  const auto along = [&](int64_t extent) { return (extent + stride - 1) / stride; };
+  return static_cast<int>(along(latent_height) * along(latent_width));
+}
+
+at::Tensor AutoencoderKLImpl::decode_tiled(const at::Tensor& z, const std::function<void(int, int)>& on_tile) {
+  const int64_t factor = config.downscale_factor();
+  const int64_t tile = config.sample_size / factor;
+  const int64_t stride = tile * 3 / 4;
+  const int64_t pixel_tile = tile * factor;
+  const int64_t blend = pixel_tile / 4, keep = pixel_tile - blend;
+  const int total = tile_count(z.size(2), z.size(3));
+  int done = 0;
+  std::vector<std::vector<at::Tensor>> rows;
+  for (int64_t i = 0; i < z.size(2); i += stride) {
+    auto& row = rows.emplace_back();
+    for (int64_t j = 0; j < z.size(3); j += stride) {
+      row.push_back(decode(z.slice(2, i, i + tile).slice(3, j, j + tile)).to(at::kFloat));
+      if (on_tile) on_tile(++done, total);
+    }
+  }
+  std::vector<at::Tensor> joined_rows;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::vector<at::Tensor> pieces;
+    for (size_t c = 0; c < rows[r].size(); ++c) {
+      auto& piece = rows[r][c];
+      if (r > 0) blend_edge(rows[r - 1][c], piece, 2, blend);
+      if (c > 0) blend_edge(rows[r][c - 1], piece, 3, blend);
+      pieces.push_back(piece.slice(2, 0, keep).slice(3, 0, keep));
+    }
+    joined_rows.push_back(at::cat(pieces, 3));
+  }
+  return at::cat(joined_rows, 2).slice(2, 0, z.size(2) * factor).slice(3, 0, z.size(3) * factor).contiguous();
+}
+
 }  // namespace diffuse::models

@@ -69,6 +69,12 @@ struct AutoencoderKLImpl : torch::nn::Module {
   LatentDistribution encode(const at::Tensor& image);
   // Unscaled latent (divide by scaling_factor first) -> image in about [-1, 1].
   at::Tensor decode(const at::Tensor& latent);
+  // The same in overlapping tiles of the training size, blended over a quarter tile as diffusers'
+  // tiled_decode, so memory stays that of one training-size decode whatever the latent's size.
+  // `on_tile(done, total)` after each tile. Tiles are blended, and returned, in fp32.
+  at::Tensor decode_tiled(const at::Tensor& latent, const std::function<void(int, int)>& on_tile = {});
+  // Tiles decode_tiled() makes for a latent of this height and width (1 when it fits in one).
+  int tile_count(int64_t latent_height, int64_t latent_width) const;
 
   VaeConfig config;
   Encoder encoder{nullptr};

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "support/fixtures.h"
@@ -135,7 +136,10 @@ TEST_F(ModelFilesTest, ReadsConfigsBesideTheWeights) {
 
   const auto single = load_model_files(root / "tiny-sd1.safetensors");
   EXPECT_TRUE(single.unet.config.is_null());
-  EXPECT_TRUE(single.scheduler_config.is_null());
+  // from_single_file's scheduler config, from the original config's betas (ldm_config.json).
+  EXPECT_EQ(single.scheduler_config.at("beta_start"),
+            single.original_config.at("model").at("params").at("linear_start"));
+  EXPECT_EQ(single.scheduler_config.at("clip_sample"), false);
   EXPECT_EQ(single.original_config.at("model").at("params").at("scale_factor"), 0.18215);
   EXPECT_FALSE(single.tokenizer.has_value());
   EXPECT_EQ(single.vae.source, (root / "tiny-sd1.safetensors").string());
@@ -188,6 +192,32 @@ TEST_F(ModelFilesTest, MissingDiffusersComponentIsNamed) {
 
   fs::remove(dir_ / "vae" / "config.json");
   load_error(dir_, (dir_ / "vae" / "config.json").string());
+}
+
+// The same reader as --scheduler-config: a config with Python's -Infinity (DPMSolver's
+// lambda_min_clipped) loads from a folder too.
+TEST_F(ModelFilesTest, FolderConfigsMayHoldInfinity) {
+  const fs::path source = test::fixtures_dir() / "tiny-sd1" / "diffusers";
+  fs::copy_file(source / "model_index.json", dir_ / "model_index.json");
+  for (const char* component : {"unet", "vae", "text_encoder", "tokenizer"}) {
+    fs::create_directory_symlink(source / component, dir_ / component);
+  }
+  fs::create_directory(dir_ / "scheduler");
+  std::ofstream(dir_ / "scheduler" / "scheduler_config.json")
+      << R"({"_class_name": "DPMSolverMultistepScheduler", "beta_schedule": "scaled_linear", "lambda_min_clipped": -Infinity})";
+  const auto files = load_model_files(dir_);
+  EXPECT_EQ(files.scheduler_config.at("lambda_min_clipped").get<double>(), -std::numeric_limits<double>::infinity());
+  EXPECT_FALSE(files.pad_token.has_value());  // the folder's tokenizer config says it
+}
+
+TEST_F(ModelFilesTest, SingleFilesComeWithTheirFamilysDefaults) {
+  const auto sd1 = load_model_files(test::fixtures_dir() / "tiny-sd1" / "tiny-sd1.safetensors");
+  EXPECT_EQ(sd1.pad_token, "<|endoftext|>");
+  EXPECT_EQ(sd1.scheduler_config.at("prediction_type"), "epsilon");
+  EXPECT_EQ(sd1.scheduler_config.at("beta_schedule"), "scaled_linear");
+  const auto sd2 = load_model_files(test::fixtures_dir() / "tiny-sd2v" / "tiny-sd2v.safetensors");
+  EXPECT_EQ(sd2.pad_token, "!");
+  EXPECT_EQ(sd2.scheduler_config.at("prediction_type"), "v_prediction");  // ldm_config.json: parameterization v
 }
 
 TEST_F(ModelFilesTest, ShardedDiffusersComponent) {
