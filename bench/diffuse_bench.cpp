@@ -145,11 +145,11 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
   }
 
   if (!o.skip_generation && !o.skip_512) {
-    pipeline::GenerationParams params;
-    params.prompt = "a photo of a cat";
-    params.sampler.steps = o.steps;
-    params.width = params.height = 512;
-    params = pipeline::resolve(params, *model);
+    pipeline::GenerationRequest request;
+    request.prompt = "a photo of a cat";
+    request.steps = o.steps;
+    request.width = request.height = 512;
+    const auto params = pipeline::resolve(request, *model);
     const double flops = text_encoder_flops(arch.text_encoder, 2).total() +
                          o.steps * unet_flops(arch.unet, 2, 64, 64).total() + vae_decode_flops(arch.vae, 1, 64, 64).total();
     rows.push_back(timed("generate 512x512, " + std::to_string(o.steps) + " steps" + suffix, dtype, flops,
@@ -168,10 +168,10 @@ double fixture_psnr(const BenchOptions& o) {
     pipeline::LoadOptions load;
     load.dtype = dtype;
     auto model = pipeline::StableDiffusionModel::load(o.fixture, load);
-    pipeline::GenerationParams params;
-    params.prompt = "a photo of a cat";
-    params.sampler.steps = 10;
-    images[dtype] = pipeline::text_to_image(model, pipeline::resolve(params, model)).pixels;
+    pipeline::GenerationRequest request;
+    request.prompt = "a photo of a cat";
+    request.steps = 10;
+    images[dtype] = pipeline::text_to_image(model, pipeline::resolve(request, model)).pixels;
   }
   return psnr(images[at::kFloat], images[at::kBFloat16]);
 }

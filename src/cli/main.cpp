@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
@@ -17,6 +18,12 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const diffuse::InvalidParameter& e) {
+    // The library names parameters as the request does (cfg_scale); here they are flags (--cfg-scale).
+    std::string flag = "--" + e.parameter();
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    std::fprintf(stderr, "diffuse: error: %s: %s\n", flag.c_str(), e.problem().c_str());
+    return 1;
   } catch (const diffuse::Error& e) {
     std::fprintf(stderr, "diffuse: error: %s\n", e.what());
     return 1;

@@ -45,8 +45,8 @@ at::Tensor fit_within(const at::Tensor& image, int side) {
 
 at::Tensor latents_to_rgb_linear(const at::Tensor& latents) {
   if (latents.dim() != 4 || latents.size(1) != 4) {
-    throw Error("--preview linear: the linear latent-to-RGB map knows SD 1.x's 4 latent channels, got latents " +
-                c10::str(latents.sizes()) + "; use --preview vae");
+    throw InvalidParameter("preview", "linear: the linear latent-to-RGB map knows SD 1.x's 4 latent channels, got latents " +
+                c10::str(latents.sizes()) + "; use preview vae");
   }
   const auto factors = at::from_blob(const_cast<float*>(&kLatentRgbFactors[0][0]), {4, 3}, at::kFloat);
   const auto hwc = latents[0].to(at::kFloat).permute({1, 2, 0}).matmul(factors);  // [h, w, 3] in about [-1, 1]
@@ -56,18 +56,18 @@ at::Tensor latents_to_rgb_linear(const at::Tensor& latents) {
 PreviewMode preview_mode_from_name(const std::string& name) {
   if (name == "linear") return PreviewMode::Linear;
   if (name == "vae") return PreviewMode::Vae;
-  throw Error("--preview: unknown preview '" + name + "' (choose linear or vae)");
+  throw InvalidParameter("preview", "'" + name + "' is not one of linear, vae");
 }
 
 StepPreviewWriter::StepPreviewWriter(pipeline::StableDiffusionModel& model, fs::path folder, PreviewMode mode)
     : model_(model), folder_(std::move(folder)), mode_(mode) {
   if (mode_ == PreviewMode::Linear && model_.vae->config.latent_channels != 4) {
-    throw Error("--preview linear: the model's latents have " + std::to_string(model_.vae->config.latent_channels) +
-                " channels, the linear map knows 4; use --preview vae");
+    throw InvalidParameter("preview", "linear: the model's latents have " + std::to_string(model_.vae->config.latent_channels) +
+                                          " channels, the linear map knows 4; use preview vae");
   }
   std::error_code error;
   fs::create_directories(folder_, error);
-  if (!fs::is_directory(folder_)) throw Error("--save-steps: cannot create folder '" + folder_.string() + "'");
+  if (!fs::is_directory(folder_)) throw InvalidParameter("save_steps", "cannot create folder '" + folder_.string() + "'");
 }
 
 at::Tensor StepPreviewWriter::preview(const at::Tensor& latents) {
@@ -77,13 +77,14 @@ at::Tensor StepPreviewWriter::preview(const at::Tensor& latents) {
   return image::resize_image(small, static_cast<int>(small.size(0)) * factor, static_cast<int>(small.size(1)) * factor);
 }
 
-void StepPreviewWriter::on_step(const pipeline::StepLatents& step) {
+void StepPreviewWriter::on_step(const pipeline::Progress& step) {
+  if (step.latents == nullptr || step.denoised == nullptr) throw Error("save_steps: a step came without its latents");
   torch::NoGradGuard no_grad;
   const int digits = static_cast<int>(std::to_string(step.total).size());
   char number[32];
-  std::snprintf(number, sizeof number, "%0*d", std::max(2, digits), step.step);
-  const auto noisy = preview(unit_spread(step.latents));
-  const auto denoised = preview(step.denoised);
+  std::snprintf(number, sizeof number, "%0*d", std::max(2, digits), step.done);
+  const auto noisy = preview(unit_spread(*step.latents));
+  const auto denoised = preview(*step.denoised);
   files_.noisy.push_back(folder_ / ("step-" + std::string(number) + "-noisy.png"));
   files_.denoised.push_back(folder_ / ("step-" + std::string(number) + "-x0.png"));
   image::write_png(files_.noisy.back(), noisy);
@@ -93,7 +94,7 @@ void StepPreviewWriter::on_step(const pipeline::StepLatents& step) {
 }
 
 const StepFiles& StepPreviewWriter::finish() {
-  if (noisy_.empty()) throw Error("--save-steps: the sampler reported no steps");
+  if (noisy_.empty()) throw Error("save_steps: the sampler reported no steps");
   // Sheet: the noisy latents on the first row, the predicted x0 below, one column per step.
   std::vector<at::Tensor> cells;
   for (const auto* row : {&noisy_, &denoised_}) {

@@ -22,20 +22,21 @@ extern const float kLatentRgbFactors[4][3];
 at::Tensor latents_to_rgb_linear(const at::Tensor& latents);
 
 enum class PreviewMode { Linear, Vae };
-PreviewMode preview_mode_from_name(const std::string& name);  // "linear" | "vae"; Error names --preview
+PreviewMode preview_mode_from_name(const std::string& name);  // "linear" | "vae"; InvalidParameter `preview`
 
 struct StepFiles {
   std::vector<std::filesystem::path> noisy, denoised;  // one per step
   std::filesystem::path sheet, animation;
 };
 
-// Observes a text_to_image run; writes step-NN-noisy.png and step-NN-x0.png into `folder` as steps
-// come in, and the sheet (steps.png) and animation (denoising.png, an APNG) on finish().
+// Observes one image's denoising (pipeline::Progress of Phase::Denoise); writes step-NN-noisy.png and
+// step-NN-x0.png into `folder` as steps come in, and the sheet (steps.png) and animation
+// (denoising.png, an APNG) on finish().
 class StepPreviewWriter {
  public:
   StepPreviewWriter(pipeline::StableDiffusionModel& model, std::filesystem::path folder, PreviewMode mode);
 
-  void on_step(const pipeline::StepLatents& step);
+  void on_step(const pipeline::Progress& step);
   const StepFiles& finish();
 
  private:

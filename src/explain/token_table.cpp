@@ -110,7 +110,7 @@ std::string to_text(const TokenTable& table, int values) {
 }
 
 std::string to_csv(const TokenTable& table) {
-  if (!table.embedding_rows.defined()) throw Error("tokens: --full needs a model (-m)");
+  if (!table.embedding_rows.defined()) throw InvalidParameter("full", "needs a model");
   std::ostringstream out;
   const int64_t width = table.embedding_rows.size(1);
   out << "position,id,token,role";

@@ -11,6 +11,7 @@
 #include "models/clip_text_encoder.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "pipeline/progress.h"
 #include "sampling/sampling.h"
 #include "text/clip_tokenizer.h"
 
@@ -32,11 +33,13 @@ struct LoadOptions {
   // Decodes latents larger than the VAE's training size in overlapping tiles, so memory stays
   // bounded whatever the image size (seams are blended as diffusers' tiled decode does).
   bool vae_tiling = false;
+  // Phase::Load, one unit per component (text encoder, UNet, VAE).
+  ProgressCallback progress;
 };
 
 // at::kBFloat16 where the CPU multiplies bf16 natively (AVX512_BF16 / AMX), else at::kFloat.
 at::ScalarType default_dtype();
-// "fp32" or "bf16" -> the type; throws diffuse::Error naming --precision otherwise.
+// "fp32" or "bf16" -> the type; throws diffuse::InvalidParameter naming `precision` otherwise.
 at::ScalarType dtype_from_name(const std::string& name);
 std::string dtype_name(at::ScalarType dtype);
 
@@ -49,7 +52,9 @@ class StableDiffusionModel {
   // [1, tokens, dim] conditioning for one prompt, padded to the tokenizer's length.
   at::Tensor encode_prompt(const std::string& prompt);
   // Scaled latents (as samplers produce them) -> images in about [-1, 1], fp32 whatever the VAE's type.
-  at::Tensor decode_latents(const at::Tensor& latents);
+  // `on_tile(done, total)` after each of decode_tile_count() parts (one, unless tiling).
+  at::Tensor decode_latents(const at::Tensor& latents, const std::function<void(int, int)>& on_tile = {});
+  int decode_tile_count(const at::Tensor& latents) const;
   // With LoadOptions::low_memory, frees the text encoder (prompts already encoded stay cached).
   void release_text_encoder_if_low_memory();
 
@@ -70,7 +75,7 @@ class StableDiffusionModel {
 
  private:
   explicit StableDiffusionModel(text::ClipTokenizer tokenizer_) : tokenizer(std::move(tokenizer_)) {}
-  at::Tensor decode_tiled(const at::Tensor& latents);
+  bool tiles(const at::Tensor& latents) const;
 
   std::filesystem::path path_;
   LoadOptions options_;

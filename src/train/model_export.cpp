@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "io/safetensors_writer.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace diffuse::train {
@@ -16,13 +17,11 @@ constexpr const char* kDiffusersVersion = "0.27.2";
 
 void write_json(const fs::path& path, const ordered_json& json) {
   fs::create_directories(path.parent_path());
-  const fs::path temp = path.string() + ".tmp";
-  {
+  write_file_atomically(path, [&](const fs::path& temp) {
     std::ofstream out(temp, std::ios::trunc);
     out << json.dump(2) << "\n";
-    if (!out) throw Error(path.string() + ": cannot write");
-  }
-  fs::rename(temp, path);
+    if (!out.flush()) throw Error(path.string() + ": cannot write");
+  });
 }
 
 std::vector<std::string> repeated(size_t count, const std::string& value) { return std::vector<std::string>(count, value); }
@@ -105,6 +104,21 @@ void write_text_encoder(const fs::path& folder, const models::TextEncoderConfig&
   io::write_safetensors(folder / "model.safetensors", named_weights(text_encoder), {{"format", "pt"}});
 }
 
+ordered_json scheduler_config_json() {
+  return {{"_class_name", "PNDMScheduler"},
+          {"_diffusers_version", kDiffusersVersion},
+          {"beta_end", 0.012},
+          {"beta_schedule", "scaled_linear"},
+          {"beta_start", 0.00085},
+          {"clip_sample", false},
+          {"num_train_timesteps", 1000},
+          {"prediction_type", "epsilon"},
+          {"set_alpha_to_one", false},
+          {"skip_prk_steps", true},
+          {"steps_offset", 1},
+          {"timestep_spacing", "leading"}};
+}
+
 void write_pipeline_files(const fs::path& folder) {
   write_json(folder / "model_index.json",
              {{"_class_name", "StableDiffusionPipeline"},
@@ -117,19 +131,7 @@ void write_pipeline_files(const fs::path& folder) {
               {"tokenizer", {"transformers", "CLIPTokenizer"}},
               {"unet", {"diffusers", "UNet2DConditionModel"}},
               {"vae", {"diffusers", "AutoencoderKL"}}});
-  write_json(folder / "scheduler" / "scheduler_config.json",
-             {{"_class_name", "PNDMScheduler"},
-              {"_diffusers_version", kDiffusersVersion},
-              {"beta_end", 0.012},
-              {"beta_schedule", "scaled_linear"},
-              {"beta_start", 0.00085},
-              {"clip_sample", false},
-              {"num_train_timesteps", 1000},
-              {"prediction_type", "epsilon"},
-              {"set_alpha_to_one", false},
-              {"skip_prk_steps", true},
-              {"steps_offset", 1},
-              {"timestep_spacing", "leading"}});
+  write_json(folder / "scheduler" / "scheduler_config.json", scheduler_config_json());
 }
 
 }  // namespace diffuse::train

@@ -16,7 +16,9 @@ void write_vae(const std::filesystem::path& folder, const models::VaeConfig& con
 void write_unet(const std::filesystem::path& folder, const models::UNetConfig& config, const torch::nn::Module& unet);
 void write_text_encoder(const std::filesystem::path& folder, const models::TextEncoderConfig& config,
                         const torch::nn::Module& text_encoder);
-// model_index.json and scheduler/scheduler_config.json (SD 1.x's scaled-linear schedule).
+// The noise schedule a trained model is trained with and ships with: SD 1.x's scaled-linear one.
+nlohmann::ordered_json scheduler_config_json();
+// model_index.json and scheduler/scheduler_config.json (scheduler_config_json()).
 void write_pipeline_files(const std::filesystem::path& folder);
 
 }  // namespace diffuse::train

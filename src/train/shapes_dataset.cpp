@@ -1,6 +1,9 @@
 #include "train/shapes_dataset.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <set>
 
 #include "util/error.h"
 
@@ -100,6 +103,52 @@ std::string shape_caption(const ShapeSpec& spec) {
              shape_colours().at(spec.background).name + " background";
   if (spec.position_named) caption += std::string(", ") + phrases.at(spec.position);
   return caption;
+}
+
+namespace {
+
+std::vector<std::string> words_of(const std::string& text) {
+  std::vector<std::string> words;
+  std::string word;
+  for (const char c : text + " ") {
+    if (std::isalpha(static_cast<unsigned char>(c))) {
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else if (!word.empty()) {
+      words.push_back(word);
+      word.clear();
+    }
+  }
+  return words;
+}
+
+}  // namespace
+
+std::vector<std::string> words_outside_shapes_vocabulary(const std::string& prompt) {
+  // Every word a caption can hold, read off the captions themselves so that it follows shape_caption().
+  static const std::set<std::string> vocabulary = [] {
+    std::set<std::string> words;
+    const int colours = static_cast<int>(shape_colours().size());
+    for (int kind = 0; kind < static_cast<int>(shape_kinds().size()); ++kind) {
+      for (int position = 0; position < static_cast<int>(shape_positions().size()); ++position) {
+        for (const bool large : {false, true}) {
+          ShapeSpec spec{kind, 0, 1, position, large, true, true};
+          for (const auto& word : words_of(shape_caption(spec))) words.insert(word);
+        }
+      }
+    }
+    for (int colour = 0; colour < colours; ++colour) {
+      ShapeSpec spec{0, colour, (colour + 1) % colours, 0, false, true, true};
+      for (const auto& word : words_of(shape_caption(spec))) words.insert(word);
+    }
+    return words;
+  }();
+  std::vector<std::string> unknown;
+  for (const auto& word : words_of(prompt)) {
+    if (!vocabulary.count(word) && std::find(unknown.begin(), unknown.end(), word) == unknown.end()) {
+      unknown.push_back(word);
+    }
+  }
+  return unknown;
 }
 
 bool inside_shape(int kind, double x, double y) {

@@ -40,6 +40,10 @@ struct ShapeSpec {
 
 std::string shape_caption(const ShapeSpec& spec);
 
+// The words of `prompt` (runs of letters, lower-cased, each once, in order) that no shapes caption
+// holds: a model trained on the dataset has never seen them, and draws noise or an arbitrary shape.
+std::vector<std::string> words_outside_shapes_vocabulary(const std::string& prompt);
+
 // Whether (x, y) lies inside a shape of `kind` as render_shape draws it: in units of the shape's
 // circumradius from the point it is drawn around, y pointing down. Readers of generated pictures
 // use it as a template.

@@ -35,8 +35,8 @@ TrainOptions options_from_json(const nlohmann::json& json) {
 
 namespace {
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw Error(message);
+void require(bool ok, const std::string& parameter, const std::string& problem) {
+  if (!ok) throw InvalidParameter(parameter, problem);
 }
 
 // GroupNorm needs every width divisible by the group count. Groups also need several channels
@@ -57,31 +57,32 @@ int groups_for(const std::vector<int>& channels) {
 }  // namespace
 
 void validate(const TrainOptions& o) {
-  require(o.resolution >= 32 && o.resolution % 8 == 0, "--resolution: must be a multiple of 8, at least 32");
-  require(o.shapes_count >= 1, "--shapes-count: must be at least 1");
-  require(o.vae_channels.size() >= 2 && o.vae_channels.size() <= 4, "--vae-channels: give 2 to 4 widths");
-  require(o.resolution % (1 << (o.vae_channels.size() - 1)) == 0, "--resolution: not divisible by the VAE's downscale");
-  require(o.unet_channels.size() >= 2, "--unet-channels: give at least 2 widths");
-  for (int c : o.vae_channels) require(c >= 8 && c % 8 == 0, "--vae-channels: widths must be multiples of 8");
-  for (int c : o.unet_channels) require(c >= 32 && c % 32 == 0, "--unet-channels: widths must be multiples of 32");
+  require(o.resolution >= 32 && o.resolution % 8 == 0, "resolution", "must be a multiple of 8, at least 32");
+  require(o.shapes_count >= 1, "shapes_count", "must be at least 1");
+  require(o.vae_channels.size() >= 2 && o.vae_channels.size() <= 4, "vae_channels", "give 2 to 4 widths");
+  require(o.resolution % (1 << (o.vae_channels.size() - 1)) == 0, "resolution", "not divisible by the VAE's downscale");
+  require(o.unet_channels.size() >= 2, "unet_channels", "give at least 2 widths");
+  for (int c : o.vae_channels) require(c >= 8 && c % 8 == 0, "vae_channels", "widths must be multiples of 8");
+  for (int c : o.unet_channels) require(c >= 32 && c % 32 == 0, "unet_channels", "widths must be multiples of 32");
   const int latent_side = o.resolution >> (o.vae_channels.size() - 1);
   require(latent_side % (1 << (o.unet_channels.size() - 1)) == 0,
-          "--unet-channels: too many levels for a " + std::to_string(latent_side) + "-pixel latent");
-  require(o.unet_channels.front() % o.unet_heads == 0, "--unet-heads: must divide every UNet width");
+          "unet_channels", "too many levels for a " + std::to_string(latent_side) + "-pixel latent");
+  require(o.unet_channels.front() % o.unet_heads == 0, "unet_heads", "must divide every UNet width");
   require(o.unet_attention_from >= 0 && o.unet_attention_from < static_cast<int>(o.unet_channels.size()),
-          "--unet-attention-from: must name one of the UNet's levels");
-  require(o.text_hidden % o.text_heads == 0, "--text-heads: must divide --text-hidden");
-  require(o.max_tokens >= 4, "--max-tokens: must be at least 4");
-  require(o.latent_channels >= 1, "--latent-channels: must be at least 1");
-  for (auto [flag, value] : {std::pair{"--vae-steps", o.vae_steps}, std::pair{"--unet-steps", o.unet_steps},
-                             std::pair{"--vae-batch", o.vae_batch}, std::pair{"--unet-batch", o.unet_batch},
-                             std::pair{"--vae-layers", o.vae_layers}, std::pair{"--unet-layers", o.unet_layers},
-                             std::pair{"--text-layers", o.text_layers}, std::pair{"--checkpoint-every", o.checkpoint_every}}) {
-    require(value >= 1, std::string(flag) + ": must be at least 1");
+          "unet_attention_from", "must name one of the UNet's levels");
+  require(o.text_hidden % o.text_heads == 0, "text_heads", "must divide text_hidden");
+  require(o.max_tokens >= 4, "max_tokens", "must be at least 4");
+  require(o.latent_channels >= 1, "latent_channels", "must be at least 1");
+  for (auto [parameter, value] : {std::pair{"vae_steps", o.vae_steps}, std::pair{"unet_steps", o.unet_steps},
+                                  std::pair{"vae_batch", o.vae_batch}, std::pair{"unet_batch", o.unet_batch},
+                                  std::pair{"vae_layers", o.vae_layers}, std::pair{"unet_layers", o.unet_layers},
+                                  std::pair{"text_layers", o.text_layers}, std::pair{"checkpoint_every", o.checkpoint_every}}) {
+    require(value >= 1, parameter, "must be at least 1");
   }
-  require(o.vae_lr > 0 && o.unet_lr > 0, "--vae-lr/--unet-lr: must be positive");
-  require(o.caption_dropout >= 0 && o.caption_dropout < 1, "--caption-dropout: must be in [0, 1)");
-  require(o.ema_decay >= 0 && o.ema_decay < 1, "--ema-decay: must be in [0, 1)");
+  require(o.vae_lr > 0, "vae_lr", "must be positive");
+  require(o.unet_lr > 0, "unet_lr", "must be positive");
+  require(o.caption_dropout >= 0 && o.caption_dropout < 1, "caption_dropout", "must be in [0, 1)");
+  require(o.ema_decay >= 0 && o.ema_decay < 1, "ema_decay", "must be in [0, 1)");
 }
 
 models::VaeConfig vae_config(const TrainOptions& o) {

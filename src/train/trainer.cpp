@@ -10,6 +10,7 @@
 #include "models/clip_text_encoder.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "sampling/noise_schedule.h"
 #include "text/clip_tokenizer.h"
 #include "train/bpe_trainer.h"
 #include "train/loss_plot.h"
@@ -198,9 +199,10 @@ class Trainer {
     for (const auto& caption : data_.captions) ids.push_back(at::tensor(tokenizer_->encode_padded(caption), at::kLong));
     const auto caption_ids = at::stack(ids);
     const auto empty_ids = at::tensor(tokenizer_->encode_padded(""), at::kLong).unsqueeze(0);
-    // SD 1.x: betas linear in sqrt from 0.00085 to 0.012 over 1000 steps.
-    const auto betas = at::linspace(std::sqrt(0.00085), std::sqrt(0.012), 1000, at::kDouble).square();
-    const auto alphas_cumprod = (1 - betas).cumprod(0).to(at::kFloat);
+    // The schedule the exported model's scheduler config names, computed as the samplers compute it,
+    // so that training and generation agree on every noise level.
+    const auto alphas_cumprod = sampling::alphas_cumprod(
+        sampling::SchedulerConfig::from_json(nlohmann::json(scheduler_config_json())), /*sigma_safe=*/false);
     const auto scale = static_cast<float>(vae->config.scaling_factor);
     const int64_t count = latent_mean_.size(0), batch = o_.unet_batch;
 
@@ -309,11 +311,11 @@ class Trainer {
 }  // namespace
 
 TrainResult train_model(TrainOptions options, const TrainProgressCallback& progress, const WarningSink& warn) {
-  if (options.output.empty()) throw Error("--output: give the folder to write the model to");
+  if (options.output.empty()) throw InvalidParameter("output", "give the folder to write the model to");
   const fs::path checkpoint = options.output / "checkpoint";
   if (options.resume) {
     if (!fs::exists(checkpoint / "options.json")) {
-      throw Error("--resume: " + checkpoint.string() + " holds no checkpoint to resume");
+      throw InvalidParameter("resume", checkpoint.string() + " holds no checkpoint to resume");
     }
     const auto given = options;
     options = options_from_json(read_json_file(checkpoint / "options.json"));
@@ -322,9 +324,9 @@ TrainResult train_model(TrainOptions options, const TrainProgressCallback& progr
     options.stop_after = given.stop_after;
     options.resume = true;
   } else if (fs::exists(checkpoint)) {
-    throw Error(options.output.string() + ": holds an unfinished run; pass --resume to continue it");
+    throw InvalidParameter("resume", "not given, but " + options.output.string() + " holds an unfinished run");
   } else if (fs::exists(options.output / "model_index.json")) {
-    throw Error(options.output.string() + ": already holds a model; choose another --output");
+    throw InvalidParameter("output", options.output.string() + " already holds a model; choose another folder");
   }
   validate(options);
   if (options.threads > 0) set_cpu_threads(options.threads);

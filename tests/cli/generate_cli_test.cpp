@@ -146,18 +146,55 @@ TEST_F(GenerateCli, RejectsTensorWithWrongShape) {
 }
 
 TEST_F(GenerateCli, RejectsUnknownSampler) {
-  expect_rejected(generate({"--sampler", "bogus"}), "unknown sampler 'bogus'; valid samplers: euler");
+  expect_rejected(generate({"--sampler", "bogus"}), "--sampler: 'bogus' is not one of euler, euler_a");
 }
 
 TEST_F(GenerateCli, RejectsUnknownSchedule) {
-  expect_rejected(generate({"--schedule", "bogus"}), "unknown schedule 'bogus'");
+  expect_rejected(generate({"--schedule", "bogus"}), "--schedule: 'bogus' is not one of default, karras");
 }
 
 TEST_F(GenerateCli, RejectsWidthNotMultipleOf8) { expect_rejected(generate({"-W", "100"}), "--width: 100"); }
 
 TEST_F(GenerateCli, RejectsHeightNotMultipleOf8) { expect_rejected(generate({"-H", "63"}), "--height: 63"); }
 
-TEST_F(GenerateCli, RejectsZeroSteps) { expect_rejected(generate({"--steps", "0"}), "steps must be at least 1"); }
+TEST_F(GenerateCli, RejectsZeroSteps) { expect_rejected(generate({"--steps", "0"}), "--steps: must be at least 1"); }
+
+// The library names request fields; the command line says them as its flags, once each.
+TEST_F(GenerateCli, NamesEveryBadValueByItsFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--cfg-scale", "-2"}, "diffuse: error: --cfg-scale: -2 must be a finite number >= 0"},
+      {{"--batch-count", "0"}, "diffuse: error: --batch-count: 0 must be at least 1"},
+      {{"--timestep-spacing", "even"}, "diffuse: error: --timestep-spacing: 'even' is not one of leading, trailing, linspace"},
+      {{"--prediction", "x0"}, "diffuse: error: --prediction: 'x0' is not one of epsilon, v_prediction"},
+      {{"--eta", "0.3"}, "diffuse: error: --eta: applies only to samplers ddim, not to 'euler'"},
+      {{"--precision", "fp16"}, "diffuse: error: --precision: 'fp16' is not fp32 or bf16"},
+      {{"--preview", "fast"}, "diffuse: error: --preview: 'fast' is not one of linear, vae"},
+      {{"-o", "out.jpg"}, "diffuse: error: --output: 'out.jpg' must end in .png"},
+      {{"--steps", "1000"}, "diffuse: error: --steps: must be below the model's 1000 training timesteps, got 1000"},
+  };
+  for (const auto& [flags, message] : cases) {
+    const auto outcome = generate(flags);
+    EXPECT_NE(outcome.exit_code, 0) << outcome.output;
+    EXPECT_NE(outcome.output.find(message + "\n"), std::string::npos) << outcome.output;
+    EXPECT_TRUE(fs::is_empty(dir_)) << outcome.output;
+  }
+}
+
+// Every phase says it has begun before it has finished anything, and a size far from the model's
+// is warned about before the first step.
+TEST_F(GenerateCli, ReportsEveryPhaseAndWarnsAboutFarSizes) {
+  const auto outcome = generate({"-W", "256", "-H", "256", "--steps", "1"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  const auto at = [&](const std::string& text) { return outcome.output.find(text); };
+  for (const auto* line : {"loading 0/3 components", "loading 3/3 components", "encoding 0/2 prompts", "step 0/1",
+                           "ETA after the first step", "step 1/1", "decoding 0/1 tiles", "decoding 1/1 tiles"}) {
+    EXPECT_NE(at(line), std::string::npos) << line << " in: " << outcome.output;
+  }
+  EXPECT_NE(at("warning: 256x256 is 16x the area the model was trained at (64x64)"), std::string::npos) << outcome.output;
+  EXPECT_LT(at("loading 3/3"), at("warning: 256x256"));
+  EXPECT_LT(at("warning: 256x256"), at("step 0/1"));
+  EXPECT_LT(at("decoding 1/1 tiles"), at("wrote "));
+}
 
 TEST_F(GenerateCli, RejectsNonNumericSeed) { expect_rejected(generate({"--seed", "abc"}), "--seed"); }
 

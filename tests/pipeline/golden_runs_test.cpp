@@ -82,21 +82,21 @@ StableDiffusionModel& fixture_model(const std::string& model, bool single_file, 
   return *slot;
 }
 
-GenerationParams params_of(const nlohmann::json& run) {
-  GenerationParams params;
-  params.prompt = run.at("prompt").get<std::string>();
-  if (!run.at("negative_prompt").is_null()) params.negative_prompt = run.at("negative_prompt").get<std::string>();
-  params.cfg_scale = run.at("guidance_scale").get<double>();
-  params.seed = run.at("seed").get<uint64_t>();
-  params.width = run.at("width").get<int>();
-  params.height = run.at("height").get<int>();
+GenerationRequest request_of(const nlohmann::json& run) {
+  GenerationRequest request;
+  request.prompt = run.at("prompt").get<std::string>();
+  if (!run.at("negative_prompt").is_null()) request.negative_prompt = run.at("negative_prompt").get<std::string>();
+  request.cfg_scale = run.at("guidance_scale").get<double>();
+  request.seed = run.at("seed").get<uint64_t>();
+  request.width = run.at("width").get<int>();
+  request.height = run.at("height").get<int>();
   const auto& cli = run.at("cli");
-  params.sampler.sampler = cli.at("sampler").get<std::string>();
-  params.sampler.steps = run.at("num_inference_steps").get<int>();
-  if (!cli.at("schedule").is_null()) params.sampler.schedule = cli.at("schedule").get<std::string>();
-  if (!cli.at("timestep_spacing").is_null()) params.sampler.timestep_spacing = cli.at("timestep_spacing").get<std::string>();
-  params.sampler.eta = cli.at("eta").get<double>();
-  return params;
+  request.sampler = cli.at("sampler").get<std::string>();
+  request.steps = run.at("num_inference_steps").get<int>();
+  if (!cli.at("schedule").is_null()) request.schedule = cli.at("schedule").get<std::string>();
+  if (!cli.at("timestep_spacing").is_null()) request.timestep_spacing = cli.at("timestep_spacing").get<std::string>();
+  request.eta = cli.at("eta").get<double>();
+  return request;
 }
 
 class GoldenRuns : public ::testing::TestWithParam<RunCase> {};
@@ -109,10 +109,10 @@ TEST_P(GoldenRuns, MatchesDiffusersFromSeed) {
     if (candidate.at("id") == param.run_id) run = candidate;
   }
   ASSERT_FALSE(run.is_null());
-  auto params = params_of(run);
+  const auto request = request_of(run);
   auto& model = fixture_model(param.model, param.single_file,
-                              param.single_file && needs_folder_scheduler(params.sampler.sampler));
-  params = resolve(params, model);
+                              param.single_file && needs_folder_scheduler(request.sampler));
+  const auto params = resolve(request, model);
 
   EXPECT_EQ(model.tokenizer.encode_padded(params.prompt), run.at("prompt_input_ids").get<std::vector<int64_t>>());
 

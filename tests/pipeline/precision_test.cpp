@@ -23,12 +23,12 @@ TEST_P(Bf16Generation, DrawsTheFp32ImageFromTheSameSeed) {
     LoadOptions load;
     load.dtype = dtype;
     auto model = StableDiffusionModel::load(test::fixtures_dir() / GetParam() / "diffusers", load);
-    GenerationParams params;
-    params.prompt = "a photo of a cat";
-    params.negative_prompt = "blurry";
-    params.seed = 42;
-    params.sampler.steps = 8;
-    images[dtype] = text_to_image(model, resolve(params, model)).pixels;
+    GenerationRequest request;
+    request.prompt = "a photo of a cat";
+    request.negative_prompt = "blurry";
+    request.seed = 42;
+    request.steps = 8;
+    images[dtype] = text_to_image(model, resolve(request, model)).pixels;
   }
   ASSERT_EQ(images[at::kBFloat16].sizes(), images[at::kFloat].sizes());
   const double db = psnr_8bit(images[at::kFloat], images[at::kBFloat16]);

@@ -96,5 +96,17 @@ TEST_F(BuiltinModel, FollowsShortPrompts) {
   EXPECT_GE(tally.kind, kShapeFloor * kShortPrompts);
 }
 
+// Words the model never saw are said, not silently drawn as noise; the picture is still made.
+TEST_F(BuiltinModel, WarnsAboutWordsOutsideItsVocabulary) {
+  if (!have_builtin_model()) GTEST_SKIP() << "no built-in model at " << DIFFUSE_BUILTIN_MODEL_DIR << " (see docs/training.md)";
+  const auto run = diffuse::test::run_diffuse(
+      {"generate", "-p", "a purple circle", "--steps", "2", "-o", (dir_ / "purple.png").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("warning: the built-in model has never seen the word 'purple'"), std::string::npos)
+      << run.output;
+  EXPECT_EQ(run.output.find("'circle'"), std::string::npos) << run.output;
+  EXPECT_TRUE(fs::exists(dir_ / "purple.png"));
+}
+
 }  // namespace
 }  // namespace diffuse::train

@@ -79,6 +79,15 @@ TEST(ShapesDataset, AnalysisReadsEveryCombinationBack) {
   }
 }
 
+TEST(ShapesDataset, WordsOutsideTheCaptionsVocabulary) {
+  EXPECT_EQ(words_outside_shapes_vocabulary("a purple circle on a blue background"), std::vector<std::string>{"purple"});
+  EXPECT_EQ(words_outside_shapes_vocabulary("A Large RED star, at the top"), std::vector<std::string>{});
+  EXPECT_EQ(words_outside_shapes_vocabulary("a photo of a cat, photo!"), (std::vector<std::string>{"photo", "of", "cat"}));
+  for (const auto& colour : shape_colours()) EXPECT_TRUE(words_outside_shapes_vocabulary(colour.name).empty()) << colour.name;
+  for (const auto& kind : shape_kinds()) EXPECT_TRUE(words_outside_shapes_vocabulary(kind).empty()) << kind;
+  EXPECT_TRUE(words_outside_shapes_vocabulary("small square in the centre, on the right, at the bottom").empty());
+}
+
 TEST(ShapesDataset, ForegroundNeverMatchesBackground) {
   const auto data = make_shapes_dataset(300, 64, 3);
   for (const auto& caption : data.captions) {

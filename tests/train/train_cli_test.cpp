@@ -89,7 +89,7 @@ TEST_F(TrainCli, ShortRunLearnsWritesALoadableModelAndRepeatsExactly) {
   EXPECT_TRUE(fs::exists(second / "checkpoint" / "state.json"));
   const auto again = run_diffuse(short_run(second));
   EXPECT_NE(again.exit_code, 0);
-  EXPECT_NE(again.output.find("pass --resume"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("--resume: not given, but"), std::string::npos) << again.output;
   const auto resumed = run_diffuse({"train", "-o", second.string(), "--resume", "--threads", "1"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(read_text(second / "loss.csv"), read_text(first / "loss.csv"));

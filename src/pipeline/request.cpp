@@ -1,0 +1,120 @@
+#include "pipeline/request.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "pipeline/model.h"
+#include "util/error.h"
+
+namespace diffuse::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Python's str(float) for the values people type: 7 -> "7", 7.5 -> "7.5".
+std::string format_number(double value) {
+  std::ostringstream out;
+  out.precision(6);
+  out << value;
+  return out.str();
+}
+
+void check_side(const char* parameter, int value, int multiple) {
+  if (value <= 0 || value % multiple != 0) {
+    throw InvalidParameter(parameter, std::to_string(value) + " is not a positive multiple of " + std::to_string(multiple));
+  }
+}
+
+// Beyond these the UNet sees a picture unlike any it learnt from (repeated subjects, broken-up
+// composition) and each step costs far more: a step's attention grows with the square of the area.
+constexpr double kFarAreaRatio = 4.0;
+
+}  // namespace
+
+ResolvedRequest validate(const GenerationRequest& request) {
+  ResolvedRequest resolved;
+  resolved.prompt = request.prompt;
+  resolved.negative_prompt = request.negative_prompt;
+  // 0 asks for the model's size; anything else must at least be a whole latent pixel.
+  if (request.width != 0) check_side("width", request.width, 8);
+  if (request.height != 0) check_side("height", request.height, 8);
+  resolved.width = request.width;
+  resolved.height = request.height;
+  if (!std::isfinite(request.cfg_scale) || request.cfg_scale < 0) {
+    throw InvalidParameter("cfg_scale", format_number(request.cfg_scale) + " must be a finite number >= 0");
+  }
+  resolved.cfg_scale = request.cfg_scale;
+  if (request.batch_count < 1) {
+    throw InvalidParameter("batch_count", std::to_string(request.batch_count) + " must be at least 1");
+  }
+  if (request.seed > UINT64_MAX - static_cast<uint64_t>(request.batch_count - 1)) {
+    throw InvalidParameter("seed", "the batch's seeds (" + std::to_string(request.seed) + " + " +
+                                       std::to_string(request.batch_count - 1) + ") run past 2^64 - 1");
+  }
+  resolved.seed = request.seed;
+  resolved.batch_count = request.batch_count;
+
+  auto& sampler = resolved.sampler;
+  sampler.sampler = request.sampler;
+  sampler.steps = request.steps;
+  sampler.eta = request.eta;
+  sampler.schedule = sampling::parse_sigma_schedule(request.schedule);
+  if (!request.timestep_spacing.empty()) sampler.timestep_spacing = sampling::parse_spacing(request.timestep_spacing);
+  if (!request.prediction.empty()) sampler.prediction = sampling::parse_prediction(request.prediction);
+  sampling::validate(sampler);
+  return resolved;
+}
+
+ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionModel& model) {
+  ResolvedRequest resolved = request;
+  const int trained = model.default_image_size();
+  if (resolved.width == 0) resolved.width = trained;
+  if (resolved.height == 0) resolved.height = trained;
+  // The UNet halves the latent once per level below the top; every level must divide evenly.
+  const int grid = std::max(8, model.vae_scale_factor() << (model.unet->config.levels() - 1));
+  check_side("width", resolved.width, grid);
+  check_side("height", resolved.height, grid);
+  sampling::validate_for(resolved.sampler, model.scheduler);
+
+  const double area_ratio = static_cast<double>(resolved.width) * resolved.height / (static_cast<double>(trained) * trained);
+  if (area_ratio > kFarAreaRatio || area_ratio < 1 / kFarAreaRatio) {
+    std::ostringstream warning;
+    warning << resolved.width << 'x' << resolved.height << " is " << format_number(area_ratio > 1 ? area_ratio : 1 / area_ratio)
+            << (area_ratio > 1 ? "x the area" : "x less than the area") << " the model was trained at (" << trained << 'x'
+            << trained << "): expect repeated or broken-up subjects";
+    if (area_ratio > 1) warning << ", and steps that take far longer";
+    resolved.warnings.push_back(warning.str());
+  }
+  return resolved;
+}
+
+ResolvedRequest resolve(const GenerationRequest& request, const StableDiffusionModel& model) {
+  return resolve(validate(request), model);
+}
+
+fs::path image_path(const fs::path& output, int batch_count, uint64_t seed) {
+  if (batch_count == 1) return output;
+  auto path = output;
+  path.replace_filename(output.stem().string() + "-" + std::to_string(seed) + output.extension().string());
+  return path;
+}
+
+fs::path steps_folder(const fs::path& folder, int batch_count, uint64_t seed) {
+  return batch_count == 1 ? folder : folder / ("seed-" + std::to_string(seed));
+}
+
+std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, const std::string& model_name) {
+  const auto& sampler = request.sampler;
+  std::ostringstream text;
+  text << request.prompt << '\n';
+  if (!request.negative_prompt.empty()) text << "Negative prompt: " << request.negative_prompt << '\n';
+  text << "Steps: " << sampler.steps << ", Sampler: " << sampling::display_name(sampler)
+       << ", CFG scale: " << format_number(request.cfg_scale) << ", Seed: " << seed << ", Size: " << request.width << 'x'
+       << request.height << ", Model: " << model_name;
+  if (sampler.eta != 0) text << ", Eta: " << format_number(sampler.eta);
+  if (sampler.timestep_spacing) text << ", Timestep spacing: " << sampling::name_of(*sampler.timestep_spacing);
+  return text.str();
+}
+
+}  // namespace diffuse::pipeline
