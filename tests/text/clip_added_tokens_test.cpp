@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "support/fixtures.h"
+#include "support/toy_tokenizer.h"
 #include "text/clip_tokenizer.h"
 #include "util/error.h"
 
@@ -40,35 +41,8 @@ const ClipTokenizer& gz_tokenizer() {
   return tokenizer;
 }
 
-class TempFolder {
- public:
-  TempFolder() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("diffuse_added_tokens_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempFolder() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path write(const std::string& name, const std::string& content) const {
-    std::ofstream(path_ / name, std::ios::binary) << content;
-    return path_ / name;
-  }
-
- private:
-  fs::path path_;
-};
-
-// The toy vocabulary of clip_tokenizer_files_test.cpp: l o w (0-2), the same with </w> (3-5),
-// "lo" 6, "low</w>" 7, <|startoftext|> 8, <|endoftext|> 9; merges l+o, lo+w</w>.
-void write_toy_tokenizer(const TempFolder& folder) {
-  folder.write("vocab.json", R"({"l": 0, "o": 1, "w": 2, "l</w>": 3, "o</w>": 4, "w</w>": 5, "lo": 6,
-    "low</w>": 7, "<|startoftext|>": 8, "<|endoftext|>": 9})");
-  folder.write("merges.txt", "#version: 0.2\nl o\nlo w</w>\n");
-}
+using diffuse::test::TempFolder;
+using diffuse::test::write_toy_tokenizer;
 
 std::string error_of(const fs::path& folder) {
   try {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "support/toy_tokenizer.h"
 #include "text/clip_tokenizer.h"
 #include "util/error.h"
 
@@ -13,34 +14,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempFolder {
- public:
-  TempFolder() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("diffuse_tokenizer_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempFolder() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path write(const std::string& name, const std::string& content) const {
-    std::ofstream(path_ / name, std::ios::binary) << content;
-    return path_ / name;
-  }
-
- private:
-  fs::path path_;
-};
-
-// A toy vocabulary: "l", "o", "w" plus merges l+o -> "lo", lo+w</w> -> "low</w>".
-void write_toy_tokenizer(const TempFolder& folder) {
-  folder.write("vocab.json", R"({"l": 0, "o": 1, "w": 2, "l</w>": 3, "o</w>": 4, "w</w>": 5, "lo": 6,
-    "low</w>": 7, "<|startoftext|>": 8, "<|endoftext|>": 9})");
-  folder.write("merges.txt", "#version: 0.2\nl o\nlo w</w>\n");
-}
+using diffuse::test::TempFolder;
+using diffuse::test::write_toy_tokenizer;
 
 // The error `make` throws, or "" if it throws none.
 template <typename F>
