@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Makes the pictures and command outputs that docs/how-it-works.md shows, by running diffuse itself.
 #   bash scripts/make_docs_pictures.sh [DIFFUSE_BINARY] [MODEL]
-# Defaults: build/src/diffuse and the tiny random-weight fixture model in ../shared, whose pictures are
-# noise (its weights were never trained); give a real SD 1.x model to see an image appear instead.
+# Defaults: build/src/diffuse and the built-in model (models/builtin, trained by diffuse train on the
+# shapes dataset), whose steps show a shape appearing out of noise; give a real SD 1.x model and a
+# prompt for it (PROMPT=...) to see that instead. Also trains a short model (about 4 minutes on one
+# core) for the training section: what a few hundred steps make.
 set -euo pipefail
 # Paths relative to the repository root, so the saved outputs read the same on every machine.
 cd "$(dirname "$0")/.."
 diffuse="${1:-build/src/diffuse}"
-model="${2:-../shared/fixtures/tiny-sd1/diffusers}"
-prompt="a photo of a cat"
+model="${2:-models/builtin}"
+prompt="${PROMPT:-a red circle on a blue background}"
 pictures="docs/pictures"
 outputs="docs/outputs"
 
@@ -34,5 +36,16 @@ rm -f "$outputs/generated-vae.png"
 # 4. The model's matrices: totals and architecture, then the whole tensor list.
 "$diffuse" inspect --totals "$model" > "$outputs/inspect-totals.txt"
 "$diffuse" inspect "$model" > "$outputs/inspect.txt"
+
+# 5. Training: the built-in model's loss curve, and a model trained for only 400 + 400 steps drawing
+#    the same prompt from the same seed (same sizes and data as the built-in model, which had 2000 + 6000).
+cp models/builtin/loss.png "$pictures/builtin-loss.png"
+short="$(mktemp -d)/short"
+"$diffuse" train -d shapes -o "$short" --seed 1 --threads 1 --vae-steps 400 --unet-steps 400 \
+  2> "$outputs/train-short.txt"
+cp "$short/loss.png" "$pictures/short-loss.png"
+"$diffuse" generate -m "$short" -p "$prompt" --steps 8 --seed 42 --cfg-scale 7.5 \
+  -o "$pictures/short-generated.png" --save-steps "$pictures/short-steps" --preview vae 2> /dev/null
+rm -rf "$(dirname "$short")"
 
 echo "wrote $(find "$pictures" -type f | wc -l) pictures to $pictures and $(ls "$outputs" | wc -l) outputs to $outputs"
