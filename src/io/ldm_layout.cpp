@@ -11,7 +11,7 @@ LdmPlan plan_ldm_conversion(const std::vector<std::string>& keys, const nlohmann
   const LdmStructure structure = structure_of_original(keys, original_config, file);
   const LdmNameTable table = ldm_name_table(structure);
   LdmPlan plan;
-  plan.family = structure.text_encoder.layout == TextEncoderLayout::Clip ? "sd1" : "sd2";
+  plan.family = ldm_family_name(structure.family);
   std::set<std::pair<Component, std::string>> targets;
   for (const auto& key : keys) {
     const auto matches = table.to_diffusers(key);

@@ -21,15 +21,17 @@ struct TensorRename {
 };
 
 struct LdmPlan {
-  std::string family;                // "sd1" (CLIP, cond_stage_model.transformer) or "sd2" (OpenCLIP)
+  // "sd1" (CLIP, cond_stage_model.transformer), "sd2" (OpenCLIP, cond_stage_model.model) or "sdxl"
+  // (conditioner.embedders.0 and .1): ldm_family_name(LdmFamily).
+  std::string family;
   std::vector<TensorRename> renames;
   std::vector<std::string> ignored;  // keys deliberately left out (buffers, EMA copies, unused layers)
 };
 
 // `keys`: every tensor name of the checkpoint. `original_config`: the original-style config
-// (null if none); only consulted for the OpenCLIP layer choice. `file` names the checkpoint in
+// (null if none); only consulted for SD 2.x's OpenCLIP layer choice. `file` names the checkpoint in
 // errors. Throws diffuse::Error for a key inside a component that has no diffusers counterpart, or
-// for a checkpoint without a UNet, VAE or known text encoder.
+// for a checkpoint without a UNet, VAE or known text encoder(s).
 LdmPlan plan_ldm_conversion(const std::vector<std::string>& keys, const nlohmann::json& original_config,
                             const std::string& file);
 

@@ -159,9 +159,14 @@ void add_clip(SectionRows rows) {
 
 void add_open_clip(SectionRows rows, const TextEncoderLayers& layers) {
   rows.add_parts("", "", kOpenClipTopLevel);
-  // CLIPTextModel (SD 2.x's diffusers text encoder) has neither: they serve CLIP's image-text
-  // contrastive head, which text-to-image never uses.
-  rows.skip("text_projection");
+  // Both serve CLIP's image-text contrastive head. SD 2.x's text-to-image uses neither, and its
+  // diffusers text encoder (CLIPTextModel) has neither; SDXL's pooled embedding is the projection's
+  // output (CLIPTextModelWithProjection, whose nn.Linear holds the transpose).
+  if (layers.projection) {
+    rows.add("text_projection", "text_projection.weight", Transform::Transpose);
+  } else {
+    rows.skip("text_projection");
+  }
   rows.skip("logit_scale");
   rows.skip_diffusers_only("text_model.embeddings.position_ids");  // a buffer OpenCLIP does not store
   for (int l = 0; l < layers.layers; ++l) {
@@ -203,6 +208,7 @@ const char* component_name(Component component) {
     case Component::Unet: return "unet";
     case Component::Vae: return "vae";
     case Component::TextEncoder: return "text_encoder";
+    case Component::TextEncoder2: return "text_encoder_2";
   }
   return "?";
 }
@@ -255,18 +261,23 @@ const LdmSection* LdmNameTable::section_of(const std::string& original) const {
 }
 
 LdmNameTable ldm_name_table(const LdmStructure& structure) {
-  std::vector<LdmSection> sections = {
-      {kLdmUnetPrefix, Component::Unet},
-      {kLdmVaePrefix, Component::Vae},
-      {ldm_text_encoder_prefix(structure.text_encoder.layout), Component::TextEncoder},
-  };
+  std::vector<std::pair<Component, const TextEncoderLayers*>> text_encoders = {
+      {Component::TextEncoder, &structure.text_encoder}};
+  if (structure.text_encoder_2) text_encoders.emplace_back(Component::TextEncoder2, &*structure.text_encoder_2);
+
+  std::vector<LdmSection> sections = {{kLdmUnetPrefix, Component::Unet}, {kLdmVaePrefix, Component::Vae}};
+  for (const auto& [component, layers] : text_encoders) sections.push_back({layers->prefix, component});
   std::vector<LdmNamePair> pairs;
   add_unet(SectionRows(sections[0], pairs), structure.unet);
   add_vae(SectionRows(sections[1], pairs), structure.vae);
-  if (structure.text_encoder.layout == TextEncoderLayout::Clip) {
-    add_clip(SectionRows(sections[2], pairs));
-  } else {
-    add_open_clip(SectionRows(sections[2], pairs), structure.text_encoder);
+  for (size_t i = 0; i < text_encoders.size(); ++i) {
+    const TextEncoderLayers& layers = *text_encoders[i].second;
+    const SectionRows rows(sections[2 + i], pairs);
+    if (layers.layout == TextEncoderLayout::Clip) {
+      add_clip(rows);
+    } else {
+      add_open_clip(rows, layers);
+    }
   }
   return LdmNameTable(std::move(sections), std::move(pairs));
 }

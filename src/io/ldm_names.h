@@ -14,13 +14,15 @@
 
 namespace diffuse::io {
 
-enum class Component { Unet, Vae, TextEncoder };
-const char* component_name(Component component);
+// TextEncoder2: SDXL's second text encoder (diffusers' text_encoder_2).
+enum class Component { Unet, Vae, TextEncoder, TextEncoder2 };
+const char* component_name(Component component);  // the diffusers folder's name: "unet", ..., "text_encoder_2"
 
 enum class Transform {
   None,
   ConvToLinear,  // [C, C, 1, 1] 1x1 conv weight in the file <-> [C, C] linear weight (VAE mid attention)
   ChunkOf3,      // the file's fused q/k/v projection (OpenCLIP in_proj) <-> its row block `chunk`
+  Transpose,     // [in, out] matrix in the file (OpenCLIP's x @ text_projection) <-> [out, in] linear weight
 };
 
 // One tensor, or one module when the names end in '.': then it stands for every name under it,

@@ -125,6 +125,15 @@ std::string open_clip_layer(const json& original_config) {
 
 }  // namespace
 
+const char* ldm_family_name(LdmFamily family) {
+  switch (family) {
+    case LdmFamily::Sd1: return "sd1";
+    case LdmFamily::Sd2: return "sd2";
+    case LdmFamily::Sdxl: return "sdxl";
+  }
+  return "?";
+}
+
 const std::string& ldm_text_encoder_prefix(TextEncoderLayout layout) {
   static const std::string clip = "cond_stage_model.transformer.";
   static const std::string open_clip = "cond_stage_model.model.";
@@ -142,30 +151,57 @@ LdmStructure structure_of_original(const std::vector<std::string>& keys, const j
   const Names vae = names_under(keys, kLdmVaePrefix);
   const Names clip = names_under(keys, ldm_text_encoder_prefix(TextEncoderLayout::Clip));
   const Names open_clip = names_under(keys, ldm_text_encoder_prefix(TextEncoderLayout::OpenClip));
+  const std::string conditioner = "conditioner.embedders.";
+  const bool sgm = !names_under(keys, conditioner).empty();
   if (unet.empty()) throw fail("no UNet tensors (" + kLdmUnetPrefix + "*) in this checkpoint");
   if (vae.empty()) throw fail("no VAE tensors (" + kLdmVaePrefix + "*) in this checkpoint");
-  if (clip.empty() == open_clip.empty()) {
+  if (sgm && (!clip.empty() || !open_clip.empty())) {
+    throw fail("text encoders both as cond_stage_model.* and as " + conditioner + "*");
+  }
+  if (!sgm && clip.empty() == open_clip.empty()) {
     throw fail(!clip.empty() ? "both a CLIP and an OpenCLIP text encoder (cond_stage_model.transformer.* and .model.*)"
-                             : "no known text encoder (" + ldm_text_encoder_prefix(TextEncoderLayout::Clip) + "* or " +
-                                   ldm_text_encoder_prefix(TextEncoderLayout::OpenClip) + "*)");
+                             : "no known text encoder (" + ldm_text_encoder_prefix(TextEncoderLayout::Clip) + "*, " +
+                                   ldm_text_encoder_prefix(TextEncoderLayout::OpenClip) + "* or " + conditioner +
+                                   "*)");
   }
 
-  LdmStructure structure{original_unet_blocks(unet, file),
-                         vae_levels(vae, "encoder.down.", "decoder.up.", "block."), {}};
+  LdmStructure structure;
+  structure.unet = original_unet_blocks(unet, file);
+  structure.vae = vae_levels(vae, "encoder.down.", "decoder.up.", "block.");
   auto& text = structure.text_encoder;
-  if (clip.empty()) {
+  if (sgm) {
+    // SDXL base. Other sgm conditioners (the refiner's lone OpenCLIP as embedders.0.model) differ.
+    const Names second = names_under(keys, kSdxlTextEncoder2Prefix);
+    if (names_under(keys, kSdxlTextEncoderPrefix).empty() || second.empty()) {
+      throw fail("text encoders under " + conditioner + "* that are not SDXL base's (" + kSdxlTextEncoderPrefix +
+                 "* and " + kSdxlTextEncoder2Prefix + "*)");
+    }
+    structure.family = LdmFamily::Sdxl;
+    text = {TextEncoderLayout::Clip, kSdxlTextEncoderPrefix};
+    // SDXL conditions on the penultimate layer too, but diffusers' text_encoder_2 keeps every
+    // layer (the pipeline takes hidden_states[-2], and the pooled output needs the last one).
+    const int layers = count_indexed(second, "transformer.resblocks.");
+    structure.text_encoder_2 = TextEncoderLayers{TextEncoderLayout::OpenClip, kSdxlTextEncoder2Prefix, layers, layers,
+                                                 /*projection=*/true};
+  } else if (clip.empty()) {
+    structure.family = LdmFamily::Sd2;
     text.layout = TextEncoderLayout::OpenClip;
+    text.prefix = ldm_text_encoder_prefix(TextEncoderLayout::OpenClip);
     text.layers = count_indexed(open_clip, "transformer.resblocks.");
     // SD 2.x conditions on the penultimate layer's output (then ln_final); diffusers' SD 2.x text
     // encoder is that truncated model, so both layouts load to the same layers.
     const bool drop_last = open_clip_layer(original_config) != "last";
     text.used = std::max(0, text.layers - (drop_last ? 1 : 0));
+  } else {
+    structure.family = LdmFamily::Sd1;
+    text.prefix = ldm_text_encoder_prefix(TextEncoderLayout::Clip);
   }
   return structure;
 }
 
-LdmStructure structure_of_diffusers(const TensorMap& unet, const TensorMap& vae, const TensorMap& text_encoder,
-                                    TextEncoderLayout layout) {
+namespace {
+
+LdmStructure unet_and_vae_of_diffusers(const TensorMap& unet, const TensorMap& vae) {
   LdmStructure structure;
   const Names unet_names = names_of(unet);
   const auto levels = [&](const std::string& blocks, const std::string& resampler) {
@@ -181,11 +217,35 @@ LdmStructure structure_of_diffusers(const TensorMap& unet, const TensorMap& vae,
   structure.unet.up = levels("up_blocks.", "upsamplers.");
   structure.unet.mid_resnets = count_indexed(unet_names, "mid_block.resnets.");
   structure.unet.mid_attention = any_under(unet_names, "mid_block.attentions.");
-
   structure.vae = vae_levels(names_of(vae), "encoder.down_blocks.", "decoder.up_blocks.", "resnets.");
-  structure.text_encoder.layout = layout;
-  structure.text_encoder.layers = count_indexed(names_of(text_encoder), "text_model.encoder.layers.");
-  structure.text_encoder.used = structure.text_encoder.layers;
+  return structure;
+}
+
+TextEncoderLayers text_encoder_of_diffusers(const TensorMap& text_encoder, TextEncoderLayout layout,
+                                            const std::string& prefix, bool projection) {
+  const int layers = count_indexed(names_of(text_encoder), "text_model.encoder.layers.");
+  return {layout, prefix, layers, layers, projection};
+}
+
+}  // namespace
+
+LdmStructure structure_of_diffusers(const TensorMap& unet, const TensorMap& vae, const TensorMap& text_encoder,
+                                    TextEncoderLayout layout) {
+  LdmStructure structure = unet_and_vae_of_diffusers(unet, vae);
+  structure.family = layout == TextEncoderLayout::Clip ? LdmFamily::Sd1 : LdmFamily::Sd2;
+  structure.text_encoder =
+      text_encoder_of_diffusers(text_encoder, layout, ldm_text_encoder_prefix(layout), /*projection=*/false);
+  return structure;
+}
+
+LdmStructure structure_of_diffusers(const TensorMap& unet, const TensorMap& vae, const TensorMap& text_encoder,
+                                    const TensorMap& text_encoder_2) {
+  LdmStructure structure = unet_and_vae_of_diffusers(unet, vae);
+  structure.family = LdmFamily::Sdxl;
+  structure.text_encoder =
+      text_encoder_of_diffusers(text_encoder, TextEncoderLayout::Clip, kSdxlTextEncoderPrefix, /*projection=*/false);
+  structure.text_encoder_2 = text_encoder_of_diffusers(text_encoder_2, TextEncoderLayout::OpenClip,
+                                                       kSdxlTextEncoder2Prefix, /*projection=*/true);
   return structure;
 }
 

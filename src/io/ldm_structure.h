@@ -3,6 +3,7 @@
 // in reverse, so no name can be translated alone; either side's full set of names reveals the
 // structure, and io/ldm_names.h builds the one name table from it.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,15 +13,29 @@
 
 namespace diffuse::io {
 
+// How one text encoder names its tensors in a single file.
 enum class TextEncoderLayout {
-  Clip,      // SD 1.x: cond_stage_model.transformer.*, already HF CLIPTextModel names
-  OpenClip,  // SD 2.x: cond_stage_model.model.*, OpenCLIP names with fused q/k/v projections
+  Clip,      // already HF CLIPTextModel names (text_model.*)
+  OpenClip,  // OpenCLIP names with fused q/k/v projections (transformer.resblocks.*)
 };
 
-// Where each component's tensors sit in an SD 1.x / 2.x single file.
+// Which text encoders a single file holds, and where.
+enum class LdmFamily {
+  Sd1,   // CLIP ViT-L as cond_stage_model.transformer.*
+  Sd2,   // OpenCLIP ViT-H as cond_stage_model.model.*; diffusers lacks the last layer (never run)
+  Sdxl,  // sgm's conditioner: CLIP ViT-L as conditioner.embedders.0.transformer.*, OpenCLIP bigG as
+         // conditioner.embedders.1.model.* with its text projection and every layer
+};
+const char* ldm_family_name(LdmFamily family);  // "sd1", "sd2", "sdxl"
+
+// Where each component's tensors sit in a single file.
 inline const std::string kLdmUnetPrefix = "model.diffusion_model.";
 inline const std::string kLdmVaePrefix = "first_stage_model.";
+// SD 1.x (Clip) / 2.x (OpenClip): the one text encoder.
 const std::string& ldm_text_encoder_prefix(TextEncoderLayout layout);
+// SDXL: the first (CLIP ViT-L) and second (OpenCLIP bigG) text encoders.
+inline const std::string kSdxlTextEncoderPrefix = "conditioner.embedders.0.transformer.";
+inline const std::string kSdxlTextEncoder2Prefix = "conditioner.embedders.1.model.";
 
 // "<prefix><index>.": how both layouts number their blocks, levels and layers.
 std::string indexed_name(const std::string& prefix, size_t index);
@@ -46,24 +61,36 @@ struct VaeLevels {
 
 struct TextEncoderLayers {
   TextEncoderLayout layout = TextEncoderLayout::Clip;
-  int layers = 0;  // OpenCLIP only: the original's transformer layers
-  int used = 0;    // of which the first `used` exist in diffusers; SD 2.x drops the last
+  std::string prefix;  // where its tensors sit in the file
+  int layers = 0;      // OpenCLIP only: the original's transformer layers
+  int used = 0;        // of which the first `used` exist in diffusers; SD 2.x drops the last
+  // OpenCLIP only: text_projection is a weight of the diffusers model (SDXL's
+  // CLIPTextModelWithProjection, stored transposed in the file) rather than unused (SD 2.x).
+  bool projection = false;
 };
 
 struct LdmStructure {
+  LdmFamily family = LdmFamily::Sd1;
   UnetBlocks unet;
   VaeLevels vae;
   TextEncoderLayers text_encoder;
+  std::optional<TextEncoderLayers> text_encoder_2;  // SDXL only
 };
 
-// From every tensor name of a checkpoint. `original_config` (null if none) is only consulted for
-// the OpenCLIP layer SD 2.x conditions on. Throws diffuse::Error, naming `file`, for a checkpoint
-// without a UNet, VAE or known text encoder, or whose UNet blocks are missing or do not mirror.
+// From every tensor name of a checkpoint; the family from where its text encoders sit
+// (cond_stage_model.transformer / .model, or SDXL's conditioner.embedders.0 and .1).
+// `original_config` (null if none) is only consulted for the OpenCLIP layer SD 2.x conditions on.
+// Throws diffuse::Error, naming `file`, for a checkpoint without a UNet, VAE or known text
+// encoder(s), or whose UNet blocks are missing or do not mirror.
 LdmStructure structure_of_original(const std::vector<std::string>& keys, const nlohmann::json& original_config,
                                    const std::string& file);
 
-// From diffusers components. Every text-encoder layer is used: there is no config to drop one by.
+// From diffusers components: SD 1.x (layout Clip) or SD 2.x (OpenClip). Every text-encoder layer is
+// used: there is no config to drop one by.
 LdmStructure structure_of_diffusers(const TensorMap& unet, const TensorMap& vae, const TensorMap& text_encoder,
                                     TextEncoderLayout layout);
+// SDXL: `text_encoder` is CLIP ViT-L, `text_encoder_2` OpenCLIP bigG with its text_projection.
+LdmStructure structure_of_diffusers(const TensorMap& unet, const TensorMap& vae, const TensorMap& text_encoder,
+                                    const TensorMap& text_encoder_2);
 
 }  // namespace diffuse::io

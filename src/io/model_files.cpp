@@ -152,19 +152,67 @@ at::Tensor apply_transform(const at::Tensor& tensor, const TensorRename& rename,
       const int64_t rows = tensor.size(0) / 3;
       return tensor.narrow(0, rename.chunk * rows, rows);
     }
+    case Transform::Transpose:
+      // A copy, so the module gets an ordinary row-major weight.
+      if (tensor.dim() != 2) throw fail("a matrix [in, out]");
+      return tensor.t().contiguous();
   }
   return tensor;
 }
 
-// As diffusers' from_single_file: the betas and the parameterisation from the original config, the
-// released SD configs' values for the rest (notably clip_sample false, which DDIM would otherwise
-// default to true).
-json single_file_scheduler_config(const json& original) {
+// Sampling fields only: what sampling::SchedulerConfig reads (and the interpolation the Euler
+// family names), so that a single file samples as its diffusers folder does.
+//
+// SD 1.x / 2.x, as diffusers' from_single_file: the betas and the parameterisation from the
+// original config, the released SD configs' values for the rest (notably clip_sample false, which
+// DDIM would otherwise default to true).
+//
+// SDXL: from_single_file makes an EulerDiscreteScheduler config (scaled_linear 0.00085..0.012,
+// leading, steps_offset 1, epsilon) whatever the sgm config says, plus set_alpha_to_one false. The
+// SDXL diffusers folder (tiny-sdxl's, as saved by StableDiffusionXLPipeline) names neither
+// set_alpha_to_one nor clip_sample, so both are left to the scheduler class here too, as in the
+// folder (they only matter to DDIM). Where the sgm config gives a discretization or a v-scaling
+// denoiser, those are honoured: that is what the original samples with.
+json single_file_scheduler_config(const json& original, const std::string& family = "sd1") {
   json params = json::object();
   if (original.is_object() && original.contains("model") && original.at("model").contains("params")) {
     params = original.at("model").at("params");
   }
   const auto get = [&](const char* key, json fallback) { return params.contains(key) ? params.at(key) : fallback; };
+  if (family == "sdxl") {
+    // sgm: model.params.denoiser_config.params.{num_idx, scaling_config.target,
+    // discretization_config.params.{linear_start, linear_end}} (LegacyDDPMDiscretization's defaults
+    // are SD's 0.00085, 0.012, 1000).
+    const auto at_path = [&](std::initializer_list<const char*> path) -> const json* {
+      const json* node = &params;
+      for (const char* step : path) {
+        if (!node->is_object() || !node->contains(step)) return nullptr;
+        node = &node->at(step);
+      }
+      return node;
+    };
+    const auto number = [&](std::initializer_list<const char*> path, json fallback) {
+      const json* node = at_path(path);
+      return node && node->is_number() ? *node : fallback;
+    };
+    const json* scaling = at_path({"denoiser_config", "params", "scaling_config", "target"});
+    const bool v_scaling =
+        scaling && scaling->is_string() && scaling->get<std::string>().find("VScaling") != std::string::npos;
+    const bool v = v_scaling || get("parameterization", "eps") == "v";
+    return json{{"num_train_timesteps", get("timesteps", number({"denoiser_config", "params", "num_idx"}, 1000))},
+                {"beta_start", number({"denoiser_config", "params", "discretization_config", "params", "linear_start"},
+                                      0.00085)},
+                {"beta_end",
+                 number({"denoiser_config", "params", "discretization_config", "params", "linear_end"}, 0.012)},
+                {"beta_schedule", "scaled_linear"},
+                {"interpolation_type", "linear"},
+                {"timestep_type", "discrete"},
+                {"prediction_type", v ? "v_prediction" : "epsilon"},
+                {"timestep_spacing", "leading"},
+                {"steps_offset", 1},
+                {"use_karras_sigmas", false},
+                {"rescale_betas_zero_snr", false}};
+  }
   return json{{"num_train_timesteps", get("timesteps", 1000)},
               {"beta_start", get("linear_start", 0.00085)},
               {"beta_end", get("linear_end", 0.012)},
@@ -193,17 +241,33 @@ ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
   const LdmPlan plan = plan_ldm_conversion(keys, model.original_config, path.string());
   model.family = plan.family;
   model.ignored = plan.ignored;
-  model.scheduler_config = single_file_scheduler_config(model.original_config);
+  model.scheduler_config = single_file_scheduler_config(model.original_config, model.family);
+  // No tokenizer config says these for a single file. OpenCLIP's tokenizer (SD 2.x; SDXL's second)
+  // pads with "!" (id 0), CLIP's with its end token.
   model.pad_token = model.family == "sd2" ? "!" : "<|endoftext|>";
+  if (model.family == "sdxl") {
+    // Both SDXL tokenizers have CLIP's vocabulary: the one beside the file serves both.
+    model.tokenizer_2 = model.tokenizer;
+    model.pad_token_2 = "!";
+    model.force_zeros_for_empty_prompt = true;  // as SDXL base's model_index.json says
+  }
 
+  const auto component_of = [&](Component component) -> ComponentWeights& {
+    switch (component) {
+      case Component::Unet: return model.unet;
+      case Component::Vae: return model.vae;
+      case Component::TextEncoder: return model.text_encoder;
+      case Component::TextEncoder2: return model.text_encoder_2;
+    }
+    throw Error(path.string() + ": unknown component");
+  };
   for (auto* component : {&model.unet, &model.vae, &model.text_encoder}) component->source = path.string();
+  if (model.family == "sdxl") model.text_encoder_2.source = path.string();
   for (const auto& rename : plan.renames) {
     // Convert after the transform, so a q/k/v chunk copies only its own third.
     at::Tensor tensor = apply_transform(file.tensor(rename.source), rename, path.string());
     if (at::isFloatingType(tensor.scalar_type()) && tensor.scalar_type() != dtype) tensor = tensor.to(dtype);
-    auto& target = rename.component == Component::Unet  ? model.unet
-                   : rename.component == Component::Vae ? model.vae
-                                                         : model.text_encoder;
+    auto& target = component_of(rename.component);
     target.tensors.emplace(rename.target, std::move(tensor));
     target.file_names.emplace(rename.target, rename.source);
   }

@@ -27,6 +27,8 @@ struct ModelFiles {
   Layout layout = Layout::Diffusers;
   std::filesystem::path path;
   ComponentWeights unet, vae, text_encoder;
+  // SDXL's second text encoder (OpenCLIP bigG with a text projection); no tensors for SD 1.x/2.x.
+  ComponentWeights text_encoder_2;
   // scheduler/scheduler_config.json, or where there is none (single files, some folders) the one
   // diffusers' from_single_file makes from the original config.
   nlohmann::json scheduler_config;
@@ -37,7 +39,13 @@ struct ModelFiles {
   // Single file: the token its family's tokenizer pads with (OpenCLIP, SD 2.x: "!"; CLIP, SD 1.x:
   // "<|endoftext|>"), which no tokenizer config beside the file says. Folders: their config says it.
   std::optional<std::string> pad_token;
-  std::string family;  // "sd1" (CLIP ViT-L text encoder) or "sd2" (OpenCLIP); detection only
+  // SDXL: the second text encoder's tokenizer (diffusers: tokenizer_2/), and its pad token where the
+  // layout does not say it; and whether an empty negative prompt means zero conditioning
+  // (model_index.json's force_zeros_for_empty_prompt; SDXL base says true).
+  std::optional<std::filesystem::path> tokenizer_2;
+  std::optional<std::string> pad_token_2;
+  bool force_zeros_for_empty_prompt = false;
+  std::string family;  // "sd1" (CLIP ViT-L), "sd2" (OpenCLIP) or "sdxl" (both); detection only
   // Tensors in the files deliberately not loaded: buffers (position_ids), EMA copies, noise
   // schedules, VAE training losses, SD 2.x's unused last text layer.
   std::vector<std::string> ignored;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "util/error.h"
 
 namespace diffuse::io {
@@ -150,6 +152,55 @@ TEST(LdmLayout, ClipNamesWithoutTheTextModelLevelLoadToo) {
   }
 }
 
+// SDXL: sgm's conditioner holds both text encoders; the second keeps every layer and its projection.
+std::vector<std::string> sdxl_keys() {
+  auto keys = three_level_unet();
+  keys.push_back(kUnet + "label_emb.0.0.weight");
+  keys.push_back("first_stage_model.decoder.conv_in.weight");
+  for (const char* key : {"0.transformer.text_model.encoder.layers.0.mlp.fc1.weight",
+                          "0.transformer.text_model.embeddings.position_ids",
+                          "1.model.transformer.resblocks.0.attn.in_proj_bias",
+                          "1.model.transformer.resblocks.1.ln_1.weight", "1.model.text_projection",
+                          "1.model.logit_scale"}) {
+    keys.push_back(std::string("conditioner.embedders.") + key);
+  }
+  return keys;
+}
+
+TEST(LdmLayout, SdxlConditionerHoldsTwoTextEncoders) {
+  // Even a config that says "penultimate" (as sgm's does for embedders.1) drops no SDXL layer.
+  const nlohmann::json penultimate = {
+      {"model", {{"params", {{"cond_stage_config", {{"params", {{"layer", "penultimate"}}}}}}}}}};
+  const auto plan = plan_ldm_conversion(sdxl_keys(), penultimate, "sdxl.safetensors");
+  EXPECT_EQ(plan.family, "sdxl");
+  EXPECT_EQ(plan.ignored,
+            (std::vector<std::string>{"conditioner.embedders.0.transformer.text_model.embeddings.position_ids",
+                                      "conditioner.embedders.1.model.logit_scale"}));
+  std::vector<std::tuple<std::string, Component, std::string, Transform, int>> renames;
+  for (const auto& rename : plan.renames) {
+    if (rename.source.rfind("conditioner.", 0) == 0 || rename.source == kUnet + "label_emb.0.0.weight") {
+      renames.emplace_back(rename.source, rename.component, rename.target, rename.transform, rename.chunk);
+    }
+  }
+  const std::string te = "conditioner.embedders.0.transformer.", te2 = "conditioner.embedders.1.model.";
+  EXPECT_EQ(renames, (std::vector<std::tuple<std::string, Component, std::string, Transform, int>>{
+                         {kUnet + "label_emb.0.0.weight", Component::Unet, "add_embedding.linear_1.weight",
+                          Transform::None, 0},
+                         {te + "text_model.encoder.layers.0.mlp.fc1.weight", Component::TextEncoder,
+                          "text_model.encoder.layers.0.mlp.fc1.weight", Transform::None, 0},
+                         {te2 + "transformer.resblocks.0.attn.in_proj_bias", Component::TextEncoder2,
+                          "text_model.encoder.layers.0.self_attn.q_proj.bias", Transform::ChunkOf3, 0},
+                         {te2 + "transformer.resblocks.0.attn.in_proj_bias", Component::TextEncoder2,
+                          "text_model.encoder.layers.0.self_attn.k_proj.bias", Transform::ChunkOf3, 1},
+                         {te2 + "transformer.resblocks.0.attn.in_proj_bias", Component::TextEncoder2,
+                          "text_model.encoder.layers.0.self_attn.v_proj.bias", Transform::ChunkOf3, 2},
+                         {te2 + "transformer.resblocks.1.ln_1.weight", Component::TextEncoder2,
+                          "text_model.encoder.layers.1.layer_norm1.weight", Transform::None, 0},
+                         {te2 + "text_projection", Component::TextEncoder2, "text_projection.weight",
+                          Transform::Transpose, 0},
+                     }));
+}
+
 std::string plan_error(const std::vector<std::string>& keys) {
   try {
     plan_ldm_conversion(keys, nullptr, "broken.safetensors");
@@ -184,6 +235,23 @@ TEST(LdmLayout, UnmappableOrIncompleteCheckpointsAreErrors) {
   keys = three_level_unet();
   keys.push_back("first_stage_model.decoder.conv_in.weight");
   EXPECT_NE(plan_error(keys).find("no known text encoder"), std::string::npos);
+
+  // sgm conditioners other than SDXL base's: the refiner's lone OpenCLIP bigG as embedders.0.model.
+  keys = three_level_unet();
+  keys.push_back("first_stage_model.decoder.conv_in.weight");
+  keys.push_back("conditioner.embedders.0.model.transformer.resblocks.0.ln_1.weight");
+  EXPECT_EQ(plan_error(keys),
+            "broken.safetensors: text encoders under conditioner.embedders.* that are not SDXL base's "
+            "(conditioner.embedders.0.transformer.* and conditioner.embedders.1.model.*)");
+  keys = sdxl_keys();
+  keys.push_back("cond_stage_model.transformer.text_model.final_layer_norm.weight");
+  EXPECT_EQ(plan_error(keys),
+            "broken.safetensors: text encoders both as cond_stage_model.* and as conditioner.embedders.*");
+  keys = sdxl_keys();
+  keys.push_back("conditioner.embedders.1.model.transformer.resblocks.0.mystery");
+  EXPECT_EQ(plan_error(keys),
+            "broken.safetensors: tensor 'conditioner.embedders.1.model.transformer.resblocks.0.mystery' has no "
+            "diffusers counterpart (not a known text_encoder_2 tensor)");
 }
 
 }  // namespace
