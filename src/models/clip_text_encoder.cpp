@@ -61,6 +61,10 @@ ClipTextModelImpl::ClipTextModelImpl(const TextEncoderConfig& c) : config(c) {
   text_model->register_module("encoder", encoder);
   final_layer_norm = text_model->register_module("final_layer_norm", layer_norm(c.hidden_size, c.layer_norm_eps));
   register_module("text_model", text_model);
+  if (c.projection_dim > 0) {
+    text_projection = register_module(
+        "text_projection", Linear(torch::nn::LinearOptions(c.hidden_size, c.projection_dim).bias(false)));
+  }
 }
 
 TextEncoderOutput ClipTextModelImpl::forward(const at::Tensor& ids) {
@@ -92,6 +96,38 @@ at::Tensor ClipTextModelImpl::encode(const at::Tensor& ids, int skip_last_layers
                 std::to_string(config.num_layers) + " layers");
   }
   return final_layer_norm(out.hidden_states[out.hidden_states.size() - 1 - skip_last_layers]);
+}
+
+at::Tensor ClipTextModelImpl::hidden_state(const TextEncoderOutput& output, int from_last) const {
+  const auto size = static_cast<int>(output.hidden_states.size());
+  if (from_last < 0 || from_last >= size) {
+    throw Error("text encoder: no hidden state " + std::to_string(from_last) + " from the last; this encoder has " +
+                std::to_string(size) + " (the embeddings and " + std::to_string(size - 1) + " layers)");
+  }
+  return output.hidden_states[size - 1 - from_last];
+}
+
+at::Tensor ClipTextModelImpl::pooled(const at::Tensor& ids, const TextEncoderOutput& output) {
+  const auto& last = output.last_hidden_state;
+  if (ids.dim() != 2 || !last.defined() || ids.size(0) != last.size(0) || ids.size(1) != last.size(1)) {
+    throw Error("text encoder: pooling ids of shape " + c10::str(ids.sizes()) + " do not match the output " +
+                (last.defined() ? c10::str(last.sizes()) : std::string("(none)")));
+  }
+  // transformers: eos_token_id 2 is the legacy configs' value, meaning "pool at argmax(ids)"
+  // (CLIP's end-of-text token has the highest id); argmax takes the first of equal maxima.
+  at::Tensor positions;
+  if (config.eos_token_id == 2) {
+    positions = ids.to(at::kLong).argmax(-1);
+  } else {
+    const auto is_eos = ids.to(at::kLong).eq(config.eos_token_id);
+    if (!is_eos.any(-1).all().item<bool>()) {
+      throw Error("text encoder: a prompt has no end-of-text token (id " + std::to_string(config.eos_token_id) +
+                  ") to pool at");
+    }
+    positions = is_eos.to(at::kLong).argmax(-1);
+  }
+  auto pooled = last.index({at::arange(last.size(0), positions.options()), positions});
+  return text_projection ? text_projection(pooled) : pooled;
 }
 
 }  // namespace diffuse::models

@@ -1,5 +1,6 @@
 #pragma once
-// CLIP text transformer (transformers' CLIPTextModel): token ids to one vector per token.
+// CLIP text transformer (transformers' CLIPTextModel, or CLIPTextModelWithProjection when the config
+// has a projection_dim): token ids to one vector per token, and one pooled vector per prompt.
 #include <set>
 #include <string>
 
@@ -43,6 +44,15 @@ struct ClipTextModelImpl : torch::nn::Module {
   // The conditioning a pipeline uses: final_layer_norm of the output `skip_last_layers` layers
   // before the last (0 = last_hidden_state; SD 2.x single files use 1, the penultimate layer).
   at::Tensor encode(const at::Tensor& ids, int skip_last_layers = 0);
+  // hidden_states[size - 1 - from_last] as it is, WITHOUT the final layer norm: SDXL conditions on
+  // from_last = 1 (hidden_states[-2]) of both encoders. from_last 0 is the last layer's output
+  // before the norm; from_last = num_layers the embedding output.
+  at::Tensor hidden_state(const TextEncoderOutput& output, int from_last) const;
+  // The pooled embedding: last_hidden_state at each prompt's pooling position (config.eos_token_id
+  // 2: the highest id, i.e. the first end-of-text token; otherwise the first position holding
+  // eos_token_id), times text_projection when there is one. `ids` [B, T] as given to forward().
+  // Returns [B, projection_dim] (transformers' text_embeds) or [B, hidden] (pooler_output).
+  at::Tensor pooled(const at::Tensor& ids, const TextEncoderOutput& output);
 
   // Saved by some transformers versions; our positions are always 0..T-1.
   static const std::set<std::string>& optional_tensors();
@@ -51,6 +61,8 @@ struct ClipTextModelImpl : torch::nn::Module {
   torch::nn::Embedding token_embedding{nullptr}, position_embedding{nullptr};
   torch::nn::ModuleList layers;
   torch::nn::LayerNorm final_layer_norm{nullptr};
+  // CLIPTextModelWithProjection only (config.projection_dim > 0): bias-free, [projection_dim, hidden].
+  Linear text_projection{nullptr};
 };
 TORCH_MODULE(ClipTextModel);
 

@@ -1,5 +1,6 @@
 #include "models/config.h"
 
+#include <algorithm>
 #include <set>
 
 #include "util/error.h"
@@ -67,6 +68,42 @@ const json& original_params(const json& original, const char* stage) {
   return params.at(stage);
 }
 
+// The UNet's original parameters: LDM's unet_config or sgm's (SDXL's) network_config.
+json unet_params(const json& original) {
+  const auto& ldm = original_params(original, "unet_config");
+  const auto& unet = ldm.empty() ? original_params(original, "network_config") : ldm;
+  return unet.contains("params") ? unet.at("params") : json::object();
+}
+
+// sgm's conditioner: the list of embedders (text encoders, size embedders), or an empty list.
+json sgm_embedders(const json& original) {
+  const auto& conditioner = original_params(original, "conditioner_config");
+  if (conditioner.contains("params") && conditioner.at("params").contains("emb_models") &&
+      conditioner.at("params").at("emb_models").is_array()) {
+    return conditioner.at("params").at("emb_models");
+  }
+  return json::array();
+}
+
+std::string target_of(const json& stage) {
+  return stage.is_object() && stage.contains("target") && stage.at("target").is_string()
+             ? stage.at("target").get<std::string>()
+             : std::string();
+}
+
+// The description of one text encoder: LDM's cond_stage_config (SD 1.x/2.x), or in an sgm config
+// the text embedder of the encoder's kind: OpenCLIP (with a text projection) or CLIP.
+json text_encoder_stage(const json& original, bool projection) {
+  const auto& ldm = original_params(original, "cond_stage_config");
+  if (!ldm.empty()) return ldm;
+  for (const auto& embedder : sgm_embedders(original)) {
+    const auto target = target_of(embedder);
+    if (target.find("CLIPEmbedder") == std::string::npos) continue;
+    if ((target.find("OpenCLIP") != std::string::npos) == projection) return embedder;
+  }
+  return json::object();
+}
+
 }  // namespace
 
 TextEncoderConfig TextEncoderConfig::from_json(const json& config) {
@@ -79,6 +116,17 @@ TextEncoderConfig TextEncoderConfig::from_json(const json& config) {
   c.max_positions = value_or(config, "max_position_embeddings", c.max_positions);
   c.hidden_act = value_or(config, "hidden_act", c.hidden_act);
   c.layer_norm_eps = value_or(config, "layer_norm_eps", c.layer_norm_eps);
+  c.eos_token_id = value_or(config, "eos_token_id", c.eos_token_id);
+  // CLIPTextModel configs carry a projection_dim too (the CLIP model's), which they do not use.
+  const auto architectures = value_or(config, "architectures", std::vector<std::string>{});
+  const bool with_projection = std::find(architectures.begin(), architectures.end(),
+                                         "CLIPTextModelWithProjection") != architectures.end();
+  if (with_projection) {
+    c.projection_dim = value_or(config, "projection_dim", 0);
+    if (c.projection_dim <= 0) {
+      throw Error("text encoder config: CLIPTextModelWithProjection without a positive projection_dim");
+    }
+  }
   if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu") {
     throw Error("text encoder config: unsupported hidden_act '" + c.hidden_act + "'");
   }
@@ -99,11 +147,24 @@ TextEncoderConfig TextEncoderConfig::infer(const TensorMap& weights, const json&
   c.num_layers = count_indexed(weights, "text_model.encoder.layers.");
   c.intermediate_size = static_cast<int>(
       require(weights, "text_model.encoder.layers.0.mlp.fc1.weight", "text encoder").size(0));
-  // CLIP ViT-L and OpenCLIP ViT-H both use 64-wide heads; small models must say so in a config.
-  const auto& stage = original_params(original_config, "cond_stage_config");
+  auto projection = weights.find("text_projection.weight");
+  if (projection != weights.end()) {
+    if (projection->second.dim() != 2 || projection->second.size(1) != c.hidden_size) {
+      throw Error("text encoder: tensor 'text_projection.weight' has shape " + c10::str(projection->second.sizes()) +
+                  ", expected [projection_dim," + std::to_string(c.hidden_size) + "]");
+    }
+    c.projection_dim = static_cast<int>(projection->second.size(0));
+  }
+  // CLIP ViT-L, OpenCLIP ViT-H and bigG all use 64-wide heads; small models must say so in a config.
+  // OpenCLIP (SD 2.x, SDXL's second encoder) uses exact GELU, CLIP quick_gelu.
+  const auto stage = text_encoder_stage(original_config, c.projection_dim > 0);
   const json facts = stage.contains("facts") ? stage.at("facts") : json::object();
+  const bool open_clip = target_of(stage).find("OpenCLIP") != std::string::npos || c.projection_dim > 0;
   c.num_heads = value_or(facts, "num_attention_heads", value_or(facts, "heads", c.hidden_size / 64));
-  c.hidden_act = value_or(facts, "hidden_act", value_or(facts, "act", std::string("quick_gelu")));
+  c.hidden_act = value_or(facts, "hidden_act",
+                          value_or(facts, "act", std::string(open_clip ? "gelu" : "quick_gelu")));
+  // Both original encoders pool at the highest id (ids.argmax(-1)): transformers' legacy eos id 2.
+  c.eos_token_id = 2;
   if (c.num_heads <= 0 || c.hidden_size % c.num_heads != 0) {
     throw Error("text encoder: cannot tell the attention heads of a hidden size " +
                 std::to_string(c.hidden_size) + " encoder; give an original config beside the file");
@@ -148,7 +209,21 @@ UNetConfig UNetConfig::from_json(const json& config) {
   c.flip_sin_to_cos = value_or(config, "flip_sin_to_cos", c.flip_sin_to_cos);
   c.freq_shift = value_or(config, "freq_shift", c.freq_shift);
   c.sample_size = value_or(config, "sample_size", c.sample_size);
-  for (const char* key : {"addition_embed_type", "class_embed_type", "time_cond_proj_dim", "encoder_hid_dim"}) {
+  c.addition_embed_type = value_or(config, "addition_embed_type", std::string());
+  if (!c.addition_embed_type.empty() && !c.text_time()) {
+    throw Error("unet config: addition_embed_type '" + c.addition_embed_type + "' is not supported yet");
+  }
+  if (c.text_time()) {
+    c.addition_time_embed_dim = value_or(config, "addition_time_embed_dim", 0);
+    c.projection_class_embeddings_input_dim = value_or(config, "projection_class_embeddings_input_dim", 0);
+    if (c.addition_time_embed_dim <= 0 || c.addition_time_embed_dim % 2 != 0 ||
+        c.projection_class_embeddings_input_dim <= 0) {
+      throw Error("unet config: addition_embed_type 'text_time' needs an even positive addition_time_embed_dim and "
+                  "a positive projection_class_embeddings_input_dim");
+    }
+  }
+  for (const char* key : {"class_embed_type", "time_cond_proj_dim", "encoder_hid_dim",
+                          "reverse_transformer_layers_per_block"}) {
     if (config.contains(key) && !config.at(key).is_null()) {
       throw Error(std::string("unet config: '") + key + "' is not supported yet");
     }
@@ -180,10 +255,34 @@ UNetConfig UNetConfig::infer(const TensorMap& weights, const json& original_conf
       c.use_linear_projection = require(weights, block + ".attentions.0.proj_in.weight", "unet").dim() == 2;
     }
   }
+  // The middle block runs the deepest level's transformer depth; where that level has no attention
+  // (SD 1.x), the middle block's own count says it.
+  if (levels > 0 && !c.cross_attention.back() && has_prefix(weights, "mid_block.attentions.0.transformer_blocks.")) {
+    c.transformer_layers.back() = count_indexed(weights, "mid_block.attentions.0.transformer_blocks.");
+  }
   c.norm_num_groups = 32;
-  const auto& unet = original_params(original_config, "unet_config");
-  const json params = unet.contains("params") ? unet.at("params") : json::object();
-  c.sample_size = value_or(params, "image_size", 64);
+  const json params = unet_params(original_config);
+  // SDXL: add_embedding (sgm's label_emb) takes the pooled text embedding and the size embeddings.
+  auto add_embedding = weights.find("add_embedding.linear_1.weight");
+  if (add_embedding != weights.end()) {
+    c.addition_embed_type = "text_time";
+    c.projection_class_embeddings_input_dim = static_cast<int>(add_embedding->second.size(1));
+    const int adm_in_channels = value_or(params, "adm_in_channels", c.projection_class_embeddings_input_dim);
+    if (adm_in_channels != c.projection_class_embeddings_input_dim) {
+      throw Error("unet: tensor 'add_embedding.linear_1.weight' takes " +
+                  std::to_string(c.projection_class_embeddings_input_dim) + " inputs, the original config's "
+                  "adm_in_channels says " + std::to_string(adm_in_channels));
+    }
+    // The size embedders' width (sgm ConcatTimestepEmbedderND outdim); SDXL's is 256.
+    c.addition_time_embed_dim = 256;
+    for (const auto& embedder : sgm_embedders(original_config)) {
+      if (target_of(embedder).find("ConcatTimestepEmbedderND") == std::string::npos) continue;
+      if (embedder.contains("params")) c.addition_time_embed_dim = value_or(embedder.at("params"), "outdim", 256);
+      break;
+    }
+  }
+  // SDXL trained at 1024x1024 (128 latents), SD 1.x at 512x512; an LDM config says its own.
+  c.sample_size = value_or(params, "image_size", c.text_time() ? 128 : 64);
   // Heads are invisible in the shapes: SD 1.x uses 8 heads, SD 2.x 64-wide heads.
   const int fixed_heads = value_or(params, "num_heads", -1);
   const int head_channels = value_or(params, "num_head_channels", c.use_linear_projection ? 64 : -1);

@@ -20,9 +20,17 @@ struct TextEncoderConfig {
   int max_positions = 77;
   std::string hidden_act = "quick_gelu";  // or "gelu"
   double layer_norm_eps = 1e-5;
+  // > 0: CLIPTextModelWithProjection (SDXL's second encoder): a bias-free `text_projection`
+  // [projection_dim, hidden_size] maps the pooled state. 0: CLIPTextModel, no projection.
+  int projection_dim = 0;
+  // Where pooled() reads: transformers' legacy 2 means "the position of the highest id" (CLIP's
+  // end-of-text token 49407 has the highest id), any other value the first position holding it.
+  int eos_token_id = 2;
 
   static TextEncoderConfig from_json(const nlohmann::json& config);
-  // `original_config` is an ldm_config.json-style description (or null): it names the heads.
+  // `original_config` is an ldm_config.json-style description (or null): it names the heads. For an
+  // sgm (SDXL) config, the embedder whose kind matches the weights (with a text projection: the
+  // OpenCLIP one) gives them.
   static TextEncoderConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
 };
 
@@ -41,9 +49,17 @@ struct UNetConfig {
   bool flip_sin_to_cos = true;
   int freq_shift = 0;
   int sample_size = 64;  // latent side the model was trained at
+  // SDXL's added conditioning: "" (none) or "text_time": add_embedding(concat(pooled text embedding,
+  // sinusoidal embedding of each time id, addition_time_embed_dim wide)) joins the timestep
+  // embedding. projection_class_embeddings_input_dim = pooled width + time ids * time embed dim
+  // (SDXL base: 1280 + 6 * 256 = 2816; the refiner's 5 time ids: 1280 + 5 * 256 = 2560).
+  std::string addition_embed_type;
+  int addition_time_embed_dim = 0;
+  int projection_class_embeddings_input_dim = 0;
 
   int levels() const { return static_cast<int>(block_out_channels.size()); }
   int time_embed_dim() const { return block_out_channels.front() * 4; }
+  bool text_time() const { return addition_embed_type == "text_time"; }
 
   static UNetConfig from_json(const nlohmann::json& config);
   static UNetConfig infer(const TensorMap& weights, const nlohmann::json& original_config);

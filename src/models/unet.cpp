@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "util/error.h"
+
 namespace diffuse::models {
 
 namespace {
@@ -9,6 +11,26 @@ namespace {
 ResnetBlock2DImpl& resnet(const torch::nn::ModuleList& list, size_t i) { return *list->ptr(i)->as<ResnetBlock2DImpl>(); }
 Transformer2DModelImpl& transformer(const torch::nn::ModuleList& list, size_t i) {
   return *list->ptr(i)->as<Transformer2DModelImpl>();
+}
+
+// TimestepEmbedding: linear_1, SiLU, linear_2.
+torch::nn::Sequential timestep_embedding_mlp(int64_t in, int64_t out) {
+  torch::nn::Sequential mlp;
+  mlp->push_back("linear_1", Linear(in, out));
+  mlp->push_back("act", torch::nn::SiLU());
+  mlp->push_back("linear_2", Linear(out, out));
+  return mlp;
+}
+
+std::string shape_of(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : std::string("undefined"); }
+
+// One row per batch item, or one row for every item.
+at::Tensor rows_for_batch(const at::Tensor& t, int64_t batch, const char* name) {
+  if (t.dim() != 2 || (t.size(0) != batch && t.size(0) != 1)) {
+    throw Error(std::string("unet: added conditioning '") + name + "' has shape " + shape_of(t) + ", expected [" +
+                std::to_string(batch) + ", n] (or [1, n])");
+  }
+  return t.size(0) == batch ? t : t.expand({batch, t.size(1)});
 }
 
 Transformer2DModel make_transformer(const UNetConfig& c, int level, int channels) {
@@ -113,11 +135,11 @@ at::Tensor UpBlockImpl::forward(at::Tensor x, const at::Tensor& temb, const at::
 UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNetConfig& c) : config(c) {
   const int first = c.block_out_channels.front();
   conv_in = register_module("conv_in", conv2d(c.in_channels, first, 3));
-  time_embedding = torch::nn::Sequential();
-  time_embedding->push_back("linear_1", Linear(first, c.time_embed_dim()));
-  time_embedding->push_back("act", torch::nn::SiLU());
-  time_embedding->push_back("linear_2", Linear(c.time_embed_dim(), c.time_embed_dim()));
-  register_module("time_embedding", time_embedding);
+  time_embedding = register_module("time_embedding", timestep_embedding_mlp(first, c.time_embed_dim()));
+  if (c.text_time()) {
+    add_embedding = register_module(
+        "add_embedding", timestep_embedding_mlp(c.projection_class_embeddings_input_dim, c.time_embed_dim()));
+  }
   for (int level = 0; level < c.levels(); ++level) down_blocks->push_back(DownBlock(c, level));
   register_module("down_blocks", down_blocks);
   mid_block = register_module("mid_block", MidBlock(c));
@@ -128,13 +150,39 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNetConfig& c) : config
 }
 
 at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at::Tensor& timestep,
-                                             const at::Tensor& context) {
+                                             const at::Tensor& context, const AddedConditioning* added) {
   const auto batch = sample.size(0);
   const auto timesteps = timestep.reshape({-1}).expand({batch});
   auto t_emb = timestep_embedding(timesteps, config.block_out_channels.front(), config.flip_sin_to_cos,
                                   config.freq_shift)
                    .to(sample.scalar_type());
-  const auto temb = time_embedding->forward(t_emb);
+  auto temb = time_embedding->forward(t_emb);
+  if (config.text_time()) {
+    // diffusers: add_time_proj(time_ids.flatten()) -> [B, n * dim], concatenated after text_embeds,
+    // cast to the embedding's type; the sinusoids themselves are computed in float32.
+    if (added == nullptr || !added->text_embeds.defined() || !added->time_ids.defined()) {
+      const bool no_text = added == nullptr || !added->text_embeds.defined();
+      throw Error(std::string("unet: this UNet (addition_embed_type 'text_time') needs the added conditioning: ") +
+                  (no_text ? "'text_embeds' (the pooled text embedding)"
+                           : "'time_ids' (original size, crop, target size)") +
+                  " is missing");
+    }
+    const auto text_embeds = rows_for_batch(added->text_embeds, batch, "text_embeds");
+    const auto time_ids = rows_for_batch(added->time_ids, batch, "time_ids");
+    const int64_t width = text_embeds.size(1) + time_ids.size(1) * config.addition_time_embed_dim;
+    if (width != config.projection_class_embeddings_input_dim) {
+      throw Error("unet: added conditioning 'text_embeds' " + shape_of(added->text_embeds) + " and 'time_ids' " +
+                  shape_of(added->time_ids) + " give " + std::to_string(text_embeds.size(1)) + " + " +
+                  std::to_string(time_ids.size(1)) + " x " + std::to_string(config.addition_time_embed_dim) + " = " +
+                  std::to_string(width) + " inputs, add_embedding takes " +
+                  std::to_string(config.projection_class_embeddings_input_dim));
+    }
+    auto time_embeds = timestep_embedding(time_ids.reshape({-1}), config.addition_time_embed_dim,
+                                          config.flip_sin_to_cos, config.freq_shift)
+                           .reshape({batch, -1});
+    auto add_embeds = at::cat({text_embeds.to(time_embeds.scalar_type()), time_embeds}, -1).to(temb.scalar_type());
+    temb = temb + add_embedding->forward(add_embeds);
+  }
 
   auto x = conv_in(sample);
   std::vector<at::Tensor> skips{x};

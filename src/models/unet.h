@@ -38,14 +38,26 @@ struct UpBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(UpBlock);
 
+// SDXL's added conditioning (config.addition_embed_type "text_time"), as diffusers'
+// added_cond_kwargs. Rows: one per batch item, or one row for the whole batch.
+struct AddedConditioning {
+  at::Tensor text_embeds;  // [B, pooled_dim]: the second text encoder's pooled, projected embedding
+  at::Tensor time_ids;     // [B, n] float: SDXL base n = 6, original size (h, w), crop (top, left), target size (h, w)
+};
+
 struct UNet2DConditionModelImpl : torch::nn::Module {
   explicit UNet2DConditionModelImpl(const UNetConfig& config);
   // sample [B, C, h, w]; timestep: one value for the whole batch, or [B]; context [B, tokens, dim].
-  at::Tensor forward(const at::Tensor& sample, const at::Tensor& timestep, const at::Tensor& context);
+  // `added`: required by a text_time UNet (diffuse::Error naming what is missing or mis-shaped),
+  // ignored by the others.
+  at::Tensor forward(const at::Tensor& sample, const at::Tensor& timestep, const at::Tensor& context,
+                     const AddedConditioning* added = nullptr);
 
   UNetConfig config;
   Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::Sequential time_embedding{nullptr};  // linear_1, SiLU, linear_2
+  // text_time only: linear_1, SiLU, linear_2 on concat(text_embeds, sinusoidal(time_ids)).
+  torch::nn::Sequential add_embedding{nullptr};
   torch::nn::ModuleList down_blocks, up_blocks;
   MidBlock mid_block{nullptr};
   torch::nn::GroupNorm conv_norm_out{nullptr};
