@@ -95,10 +95,18 @@ ModelFiles load_diffusers(const fs::path& root, at::ScalarType dtype) {
   ModelFiles model;
   model.layout = ModelFiles::Layout::Diffusers;
   model.path = root;
-  read_json_file(root / "model_index.json");  // validates it; components are found by folder name
+  const json index = read_json_file(root / "model_index.json");  // components are found by folder name
   model.unet = load_diffusers_component(root, "unet", dtype, model.ignored);
   model.vae = load_diffusers_component(root, "vae", dtype, model.ignored);
   model.text_encoder = load_diffusers_component(root, "text_encoder", dtype, model.ignored);
+  // SDXL: a second text encoder (OpenCLIP bigG with its projection) and its tokenizer.
+  const bool two_encoders = index.is_object() && index.contains("text_encoder_2") && index["text_encoder_2"].is_array() &&
+                            !index["text_encoder_2"].empty() && !index["text_encoder_2"][0].is_null();
+  if (two_encoders) {
+    model.text_encoder_2 = load_diffusers_component(root, "text_encoder_2", dtype, model.ignored);
+    if (fs::is_directory(root / "tokenizer_2")) model.tokenizer_2 = root / "tokenizer_2";
+    model.force_zeros_for_empty_prompt = index.value("force_zeros_for_empty_prompt", true);
+  }
 
   const fs::path scheduler = root / "scheduler" / "scheduler_config.json";
   if (fs::exists(scheduler)) model.scheduler_config = read_json_file(scheduler);
@@ -106,7 +114,7 @@ ModelFiles load_diffusers(const fs::path& root, at::ScalarType dtype) {
   // OpenCLIP-H (SD 2.x) uses exact GELU; CLIP ViT-L (SD 1.x) quick_gelu.
   const auto& text_config = model.text_encoder.config;
   const bool gelu = text_config.is_object() && text_config.value("hidden_act", "") == "gelu";
-  model.family = gelu ? "sd2" : "sd1";
+  model.family = two_encoders ? "sdxl" : gelu ? "sd2" : "sd1";
   return model;
 }
 
@@ -211,7 +219,11 @@ json single_file_scheduler_config(const json& original, const std::string& famil
                 {"timestep_spacing", "leading"},
                 {"steps_offset", 1},
                 {"use_karras_sigmas", false},
-                {"rescale_betas_zero_snr", false}};
+                {"rescale_betas_zero_snr", false},
+                // As SDXL base's own scheduler config, and diffusers' from_single_file: DDIM without
+                // clipping, its final alpha the trained one.
+                {"set_alpha_to_one", false},
+                {"clip_sample", false}};
   }
   return json{{"num_train_timesteps", get("timesteps", 1000)},
               {"beta_start", get("linear_start", 0.00085)},
@@ -222,6 +234,17 @@ json single_file_scheduler_config(const json& original, const std::string& famil
               {"steps_offset", 1},
               {"set_alpha_to_one", false},
               {"clip_sample", false}};
+}
+
+// The facts of a family's released original config that tensor shapes do not show: SD 2.x's text
+// encoder is OpenCLIP (exact GELU, not CLIP's quick_gelu); SDXL's VAE latents are scaled by 0.13025.
+// SD 1.x needs none: the models' defaults are SD 1.x's.
+json family_original_config(const std::string& family) {
+  if (family == "sd2") {
+    return json{{"model", {{"params", {{"cond_stage_config", {{"target", "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder"}}}}}}}};
+  }
+  if (family == "sdxl") return json{{"model", {{"params", {{"scale_factor", 0.13025}}}}}};
+  return nullptr;
 }
 
 ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
@@ -240,6 +263,9 @@ ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
   for (const auto& info : file.tensors()) keys.push_back(info.name);
   const LdmPlan plan = plan_ldm_conversion(keys, model.original_config, path.string());
   model.family = plan.family;
+  // Without a config beside the file, what the family's released one says where the shapes cannot
+  // tell (as diffusers' from_single_file falls back to the bundled v2-inference / sd_xl_base yaml).
+  if (model.original_config.is_null()) model.original_config = family_original_config(model.family);
   model.ignored = plan.ignored;
   model.scheduler_config = single_file_scheduler_config(model.original_config, model.family);
   // No tokenizer config says these for a single file. OpenCLIP's tokenizer (SD 2.x; SDXL's second)

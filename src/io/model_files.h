@@ -32,7 +32,10 @@ struct ModelFiles {
   // scheduler/scheduler_config.json, or where there is none (single files, some folders) the one
   // diffusers' from_single_file makes from the original config.
   nlohmann::json scheduler_config;
-  nlohmann::json original_config;   // single file: <stem>.json or ldm_config.json beside it; else null
+  // Single file: <stem>.json or ldm_config.json beside it; without one, the facts of its family's
+  // released config that shapes cannot show (SD 2.x: OpenCLIP's GELU; SDXL: VAE scale 0.13025);
+  // null for SD 1.x files and folders.
+  nlohmann::json original_config;
   // Diffusers: the tokenizer/ folder. Single file: a tokenizer/ folder beside it, else the folder
   // holding vocab.json + merges.txt beside it, else bpe_simple_vocab_16e6.txt.gz beside it.
   std::optional<std::filesystem::path> tokenizer;

@@ -217,6 +217,19 @@ TEST_F(ModelFilesTest, SingleFilesComeWithTheirFamilysDefaults) {
   EXPECT_EQ(sd2.scheduler_config.at("prediction_type"), "v_prediction");  // ldm_config.json: parameterization v
 }
 
+// A released SD 2.x or SDXL file alone: the family's facts that shapes cannot show still hold.
+TEST_F(ModelFilesTest, FilesWithoutAConfigGetTheirFamilysFacts) {
+  for (const char* model : {"tiny-sd2v", "tiny-sdxl"}) {
+    const fs::path checkpoint = dir_ / (std::string(model) + ".safetensors");
+    fs::create_symlink(test::fixtures_dir() / model / (std::string(model) + ".safetensors"), checkpoint);
+  }
+  const auto sd2 = load_model_files(dir_ / "tiny-sd2v.safetensors");
+  EXPECT_EQ(sd2.original_config.at("model").at("params").at("cond_stage_config").at("target"),
+            "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder");
+  const auto sdxl = load_model_files(dir_ / "tiny-sdxl.safetensors");
+  EXPECT_EQ(sdxl.original_config.at("model").at("params").at("scale_factor"), 0.13025);
+}
+
 TEST_F(ModelFilesTest, ShardedDiffusersComponent) {
   const fs::path source = test::fixtures_dir() / "tiny-sd1" / "diffusers";
   fs::copy_file(source / "model_index.json", dir_ / "model_index.json");
