@@ -1,6 +1,9 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
 #include <thread>
 
 #include "cli/builtin_model.h"
@@ -30,8 +33,39 @@ struct GenerateOptions {
   bool low_memory = false;
   bool vae_tiling = false;
   int threads = 0;  // 0: one per core
+  std::string original_size, crop_coords, target_size;  // "A,B" as typed
   pipeline::GenerationRequest request;
 };
+
+// "1024,768" -> {1024, 768}; anything else names the request field it was for.
+std::pair<int, int> number_pair(const std::string& text, const char* parameter, const char* form) {
+  const auto comma = text.find(',');
+  try {
+    size_t first_end = 0, second_end = 0;
+    if (comma == std::string::npos) throw std::invalid_argument("no comma");
+    const int first = std::stoi(text.substr(0, comma), &first_end);
+    const int second = std::stoi(text.substr(comma + 1), &second_end);
+    if (first_end != comma || second_end != text.size() - comma - 1) throw std::invalid_argument("trailing text");
+    return {first, second};
+  } catch (const std::logic_error&) {
+    throw InvalidParameter(parameter, "'" + text + "' is not " + form + " (two whole numbers and a comma)");
+  }
+}
+
+void parse_size_conditioning(GenerateOptions& o) {
+  if (!o.original_size.empty()) {
+    const auto [w, h] = number_pair(o.original_size, "original_size", "W,H");
+    o.request.original_size = pipeline::ImageSize{w, h};
+  }
+  if (!o.crop_coords.empty()) {
+    const auto [x, y] = number_pair(o.crop_coords, "crop_coords", "X,Y");
+    o.request.crop_coords = pipeline::CropOffset{x, y};
+  }
+  if (!o.target_size.empty()) {
+    const auto [w, h] = number_pair(o.target_size, "target_size", "W,H");
+    o.request.target_size = pipeline::ImageSize{w, h};
+  }
+}
 
 // What the request cannot check: the files and folders of this front end. Before loading, so bad
 // input fails before seconds of it.
@@ -46,6 +80,7 @@ void check_files(const GenerateOptions& o) {
 void run_generate(GenerateOptions o) {
   const bool builtin = o.model.empty();
   if (builtin) o.model = builtin_model_dir().string();
+  parse_size_conditioning(o);
   const auto validated = pipeline::validate(o.request);
   check_files(o);
   const auto preview = explain::preview_mode_from_name(o.preview);
@@ -126,6 +161,15 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--prediction", p.prediction,
                       "What the model predicts: epsilon or v_prediction (default: the scheduler config's)");
   command->add_option("--eta", p.eta, "DDIM eta: 0 is deterministic, 1 adds full noise each step");
+  command->add_option("--clip-skip", p.clip_skip,
+                      "Text encoder layer to condition on, counted from the last: 1 the last (as AUTOMATIC1111)")
+      ->capture_default_str();
+  command->add_option("--original-size", options->original_size,
+                      "SDXL size conditioning W,H: the size the picture had before cropping (default: the image's)");
+  command->add_option("--crop-coords", options->crop_coords,
+                      "SDXL size conditioning X,Y: top-left corner of the crop (default 0,0)");
+  command->add_option("--target-size", options->target_size,
+                      "SDXL size conditioning W,H: the size asked for (default: the image's)");
   command->add_option("--batch-count", p.batch_count, "Images to make; OUT.png becomes OUT-<seed>.png")
       ->capture_default_str();
   command->add_option("--tokenizer", options->tokenizer,

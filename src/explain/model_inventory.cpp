@@ -16,7 +16,7 @@ using nlohmann::json;
 namespace {
 
 const char* label_of(const std::string& key) {
-  return key == "text_encoder" ? "text encoder" : key == "unet" ? "UNet" : "VAE";
+  return key == "text_encoder" ? "text encoder" : key == "text_encoder_2" ? "text encoder 2" : key == "unet" ? "UNet" : "VAE";
 }
 
 int64_t product(const std::vector<int64_t>& shape) {
@@ -81,7 +81,14 @@ std::string architecture_text(const Architecture& a) {
   out << "Architecture (family " << a.family << ")\n"
       << "  text encoder: " << te.num_layers << " layers, width " << te.hidden_size << ", " << te.num_heads
       << " attention heads, MLP " << te.intermediate_size << ", vocabulary " << te.vocab_size << ", "
-      << te.max_positions << " positions, " << te.hidden_act << "\n"
+      << te.max_positions << " positions, " << te.hidden_act << "\n";
+  if (a.text_encoder_2) {
+    const auto& te2 = *a.text_encoder_2;
+    out << "  text encoder 2: " << te2.num_layers << " layers, width " << te2.hidden_size << ", " << te2.num_heads
+        << " attention heads, MLP " << te2.intermediate_size << ", " << te2.hidden_act << ", projection "
+        << te2.projection_dim << "\n";
+  }
+  out
       << "  UNet: channels per level " << list_text(u.block_out_channels) << ", attention heads per level "
       << list_text(u.num_heads) << ", cross-attention at levels (1 = yes) " << list_text(attention)
       << ", transformer layers per level " << list_text(u.transformer_layers) << ", " << u.layers_per_block
@@ -138,12 +145,18 @@ ModelInventory inspect_model(const fs::path& path) {
   inventory.path = path.string();
   inventory.layout = files.layout == io::ModelFiles::Layout::Diffusers ? "diffusers folder" : "single file";
   inventory.components.push_back(component_from_file("text_encoder", files.text_encoder));
+  if (!files.text_encoder_2.tensors.empty()) {
+    inventory.components.push_back(component_from_file("text_encoder_2", files.text_encoder_2));
+  }
   inventory.components.push_back(component_from_file("unet", files.unet));
   inventory.components.push_back(component_from_file("vae", files.vae));
   inventory.not_loaded = files.ignored;
   auto& a = inventory.architecture;
   a.family = files.family;
   a.text_encoder = config_of<models::TextEncoderConfig>(files.text_encoder, files.original_config);
+  if (!files.text_encoder_2.tensors.empty()) {
+    a.text_encoder_2 = config_of<models::TextEncoderConfig>(files.text_encoder_2, files.original_config);
+  }
   a.unet = config_of<models::UNetConfig>(files.unet, files.original_config);
   a.vae = config_of<models::VaeConfig>(files.vae, files.original_config);
   a.prediction_type = prediction_type_of(files);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ struct TensorEntry {
 bool is_matrix(const TensorEntry& entry);
 
 struct ComponentInventory {
-  std::string key;    // "text_encoder", "unet", "vae"
+  std::string key;    // "text_encoder", "text_encoder_2" (SDXL), "unet", "vae"
   std::string label;  // "text encoder", "UNet", "VAE"
   std::string source; // file the tensors are in
   std::vector<TensorEntry> tensors;  // in file order
@@ -38,8 +39,9 @@ struct ComponentInventory {
 // Every size that shapes the networks, as the loader reads it from the configs (or infers it from a
 // single file's tensor shapes).
 struct Architecture {
-  std::string family;  // "sd1" or "sd2"
+  std::string family;  // "sd1", "sd2" or "sdxl"
   models::TextEncoderConfig text_encoder;
+  std::optional<models::TextEncoderConfig> text_encoder_2;  // SDXL
   models::UNetConfig unet;
   models::VaeConfig vae;
   std::string prediction_type;  // "epsilon" or "v_prediction"

@@ -22,15 +22,16 @@ using nlohmann::json;
 
 namespace {
 
-text::ClipTokenizer load_tokenizer(const io::ModelFiles& files, const LoadOptions& options) {
-  const auto source = options.tokenizer ? options.tokenizer : files.tokenizer;
+text::ClipTokenizer load_tokenizer(const io::ModelFiles& files, const LoadOptions& options,
+                                   const std::optional<fs::path>& found, const std::optional<std::string>& pad_token) {
+  const auto source = options.tokenizer ? options.tokenizer : found;
   if (!source) {
     throw InvalidParameter("tokenizer", "none beside " + files.path.string() +
                                             "; give a folder holding vocab.json and merges.txt, or CLIP's "
                                             "bpe_simple_vocab_16e6.txt.gz");
   }
   auto tokenizer = text::ClipTokenizer::from_path(*source);
-  if (files.pad_token) tokenizer.set_pad_token(*files.pad_token);
+  if (pad_token) tokenizer.set_pad_token(*pad_token);
   return tokenizer;
 }
 
@@ -83,10 +84,10 @@ void pack_for_inference(torch::nn::Module& module, bool convolutions) {
   if (models::kernel_options().packed_linear_layers) models::pack_linear_layers(module);
 }
 
-// The text encoder runs fp32 in either precision: once per prompt, and its output conditions every step.
-models::ClipTextModel build_text_encoder(const io::ModelFiles& files) {
+// The text encoders run fp32 in either precision: once per prompt, and their output conditions every step.
+models::ClipTextModel build_text_encoder(const io::ComponentWeights& weights, const json& original_config) {
   auto encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
-      files.text_encoder, files.original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
+      weights, original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
   pack_for_inference(*encoder, false);
   return encoder;
 }
@@ -119,7 +120,13 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   PhaseTimer loading(options.progress, Phase::Load, 3);
   loading.report(0);
   auto files = io::load_model_files(path, io::loading_dtype(path, options.dtype));
-  StableDiffusionModel model(load_tokenizer(files, options));
+  StableDiffusionModel model(load_tokenizer(files, options, files.tokenizer, files.pad_token));
+  if (!files.text_encoder_2.tensors.empty()) {
+    // --tokenizer stands for both: SDXL's two tokenizers share CLIP's vocabulary, and differ in padding.
+    model.tokenizer_2 = load_tokenizer(files, options, files.tokenizer_2 ? files.tokenizer_2 : files.tokenizer,
+                                       files.pad_token_2);
+  }
+  model.force_zeros_for_empty_prompt = files.force_zeros_for_empty_prompt;
   model.path_ = path;
   model.options_ = options;
   model.options_.progress = nullptr;  // the caller's, for this load only
@@ -127,10 +134,12 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   if (model.name.empty()) model.name = fs::path(path).parent_path().filename().string();
   // --low-memory with a single file: the text encoder is loaded when a prompt needs it, and freed
   // after, so it never sits beside the UNet's loading.
-  if (!options.low_memory || fs::is_directory(path)) {
-    model.text_encoder = build_text_encoder(files);
-  }
+  if (!options.low_memory || fs::is_directory(path)) model.load_text_encoders(files);
+  model.text_config_layers_ = files.text_encoder.config.is_null()
+                                  ? models::TextEncoderConfig::infer(files.text_encoder.tensors, files.original_config).num_layers
+                                  : models::TextEncoderConfig::from_json(files.text_encoder.config).num_layers;
   files.text_encoder.tensors.clear();
+  files.text_encoder_2.tensors.clear();
   loading.report(1);
   model.unet =
       build<models::UNet2DConditionModel, models::UNetConfig>(files.unet, files.original_config, options.dtype);
@@ -150,25 +159,52 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   return model;
 }
 
-at::Tensor StableDiffusionModel::encode_prompt(const std::string& prompt) {
+void StableDiffusionModel::load_text_encoders(io::ModelFiles& files) {
+  text_encoder = build_text_encoder(files.text_encoder, files.original_config);
+  if (!files.text_encoder_2.tensors.empty()) text_encoder_2 = build_text_encoder(files.text_encoder_2, files.original_config);
+}
+
+PromptConditioning StableDiffusionModel::encode(const std::string& prompt, int clip_skip) {
   torch::NoGradGuard no_grad;
   if (options_.low_memory) {
-    auto cached = encoded_prompts_.find(prompt);
+    auto cached = encoded_prompts_.find({prompt, clip_skip});
     if (cached != encoded_prompts_.end()) return cached->second;
   }
-  if (!text_encoder) {  // released: load it again, alone
+  if (!text_encoder) {  // released: load them again, alone
     auto files = io::load_model_files(path_, io::loading_dtype(path_, at::kFloat));
-    text_encoder = build_text_encoder(files);
+    load_text_encoders(files);
   }
-  const auto ids = tokenizer.encode_padded(prompt);
-  auto encoded = text_encoder->encode(at::tensor(ids, at::kLong).unsqueeze(0));
-  if (options_.low_memory) encoded_prompts_[prompt] = encoded;
+  const auto ids_of = [](const text::ClipTokenizer& t, const std::string& text) {
+    return at::tensor(t.encode_padded(text), at::kLong).unsqueeze(0);
+  };
+  PromptConditioning encoded;
+  if (text_encoder_2) {
+    // diffusers' StableDiffusionXLPipeline.encode_prompt: each encoder's hidden_states[-(clip_skip + 1)]
+    // (the penultimate layer by default), without the final norm, side by side; the pooled embedding
+    // is the second encoder's projected one.
+    const auto ids = ids_of(tokenizer, prompt), ids_2 = ids_of(*tokenizer_2, prompt);
+    const auto first = text_encoder->forward(ids);
+    const auto second = text_encoder_2->forward(ids_2);
+    encoded.context = at::cat({text_encoder->hidden_state(first, clip_skip), text_encoder_2->hidden_state(second, clip_skip)}, -1);
+    encoded.pooled = text_encoder_2->pooled(ids_2, second);
+  } else {
+    encoded.context = text_encoder->encode(ids_of(tokenizer, prompt), clip_skip - 1);
+  }
+  if (options_.low_memory) encoded_prompts_[{prompt, clip_skip}] = encoded;
   return encoded;
+}
+
+PromptConditioning StableDiffusionModel::zeros_like(const PromptConditioning& like) {
+  PromptConditioning zeros;
+  zeros.context = at::zeros_like(like.context);
+  if (like.pooled.defined()) zeros.pooled = at::zeros_like(like.pooled);
+  return zeros;
 }
 
 void StableDiffusionModel::release_text_encoder_if_low_memory() {
   if (!options_.low_memory) return;
   text_encoder = models::ClipTextModel(nullptr);
+  text_encoder_2 = models::ClipTextModel(nullptr);
   release_free_memory();
 }
 

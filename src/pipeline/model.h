@@ -10,6 +10,7 @@
 
 #include "models/clip_text_encoder.h"
 #include "models/unet.h"
+#include "io/model_files.h"
 #include "models/vae.h"
 #include "pipeline/progress.h"
 #include "sampling/sampling.h"
@@ -43,19 +44,33 @@ at::ScalarType default_dtype();
 at::ScalarType dtype_from_name(const std::string& name);
 std::string dtype_name(at::ScalarType dtype);
 
+// What a prompt conditions the UNet with.
+struct PromptConditioning {
+  at::Tensor context;  // [1, tokens, dim]: what cross-attention reads
+  at::Tensor pooled;   // SDXL: [1, projection_dim], the second encoder's projected pooled output; else undefined
+};
+
 class StableDiffusionModel {
  public:
   // `path`: a diffusers folder or a single-file .safetensors checkpoint. Throws diffuse::Error
   // naming the file or tensor at fault.
   static StableDiffusionModel load(const std::filesystem::path& path, const LoadOptions& options = {});
 
-  // [1, tokens, dim] conditioning for one prompt, padded to the tokenizer's length.
-  at::Tensor encode_prompt(const std::string& prompt);
+  // The conditioning of one prompt, padded to the tokenizer's length. `clip_skip` as AUTOMATIC1111
+  // means it: 1 the last layer the model uses, 2 the one before, ... (SD 1.x/2.x: that layer's
+  // output through the final layer norm, as diffusers' clip_skip; SDXL: both encoders' hidden states
+  // that many layers before their penultimate-layer default, without the norm).
+  PromptConditioning encode(const std::string& prompt, int clip_skip = 1);
+  at::Tensor encode_prompt(const std::string& prompt) { return encode(prompt).context; }
+  // SDXL's unconditional conditioning when force_zeros_for_empty_prompt: zeros shaped like `like`.
+  static PromptConditioning zeros_like(const PromptConditioning& like);
+  // Layers of the (first) text encoder: the largest clip_skip is this.
+  int text_encoder_layers() const { return text_config_layers_; }
   // Scaled latents (as samplers produce them) -> images in about [-1, 1], fp32 whatever the VAE's type.
   // `on_tile(done, total)` after each of decode_tile_count() parts (one, unless tiling).
   at::Tensor decode_latents(const at::Tensor& latents, const std::function<void(int, int)>& on_tile = {});
   int decode_tile_count(const at::Tensor& latents) const;
-  // With LoadOptions::low_memory, frees the text encoder (prompts already encoded stay cached).
+  // With LoadOptions::low_memory, frees the text encoders (prompts already encoded stay cached).
   void release_text_encoder_if_low_memory();
 
   // Type of the UNet's (and VAE's) weights: what the step loop feeds the UNet.
@@ -65,10 +80,16 @@ class StableDiffusionModel {
   int vae_scale_factor() const { return vae->config.downscale_factor(); }
   int default_image_size() const { return unet->config.sample_size * vae_scale_factor(); }
   int latent_channels() const { return unet->config.in_channels; }
+  // SDXL: two text encoders, the pooled embedding and the size conditioning (text_time).
+  bool is_sdxl() const { return unet->config.addition_embed_type == "text_time"; }
 
   std::string name;  // file or folder name, for the PNG's parameters
   text::ClipTokenizer tokenizer;
   models::ClipTextModel text_encoder{nullptr};
+  std::optional<text::ClipTokenizer> tokenizer_2;  // SDXL
+  models::ClipTextModel text_encoder_2{nullptr};   // SDXL: OpenCLIP bigG with its projection
+  // An empty negative prompt conditions with zeros instead of the encoded "" (SDXL base).
+  bool force_zeros_for_empty_prompt = false;
   models::UNet2DConditionModel unet{nullptr};
   models::AutoencoderKL vae{nullptr};
   sampling::SchedulerConfig scheduler;
@@ -79,7 +100,10 @@ class StableDiffusionModel {
 
   std::filesystem::path path_;
   LoadOptions options_;
-  std::map<std::string, at::Tensor> encoded_prompts_;  // low-memory mode only
+  void load_text_encoders(io::ModelFiles& files);
+
+  std::map<std::pair<std::string, int>, PromptConditioning> encoded_prompts_;  // low-memory mode only
+  int text_config_layers_ = 0;
 };
 
 }  // namespace diffuse::pipeline

@@ -54,6 +54,23 @@ ResolvedRequest validate(const GenerationRequest& request) {
   }
   resolved.seed = request.seed;
   resolved.batch_count = request.batch_count;
+  if (request.clip_skip < 1) {
+    throw InvalidParameter("clip_skip", std::to_string(request.clip_skip) + " must be at least 1 (1: the last layer)");
+  }
+  resolved.clip_skip = request.clip_skip;
+  for (const auto& [parameter, size] : {std::pair{"original_size", request.original_size}, std::pair{"target_size", request.target_size}}) {
+    if (size && (size->width <= 0 || size->height <= 0)) {
+      throw InvalidParameter(parameter, std::to_string(size->width) + "," + std::to_string(size->height) +
+                                            " must be two positive numbers, width,height");
+    }
+  }
+  if (request.crop_coords && (request.crop_coords->x < 0 || request.crop_coords->y < 0)) {
+    throw InvalidParameter("crop_coords", std::to_string(request.crop_coords->x) + "," +
+                                              std::to_string(request.crop_coords->y) + " must be 0 or more, x,y");
+  }
+  resolved.original_size = request.original_size;
+  resolved.crop_coords = request.crop_coords;
+  resolved.target_size = request.target_size;
 
   auto& sampler = resolved.sampler;
   sampler.sampler = request.sampler;
@@ -76,6 +93,22 @@ ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionMod
   check_side("width", resolved.width, grid);
   check_side("height", resolved.height, grid);
   sampling::validate_for(resolved.sampler, model.scheduler);
+  if (resolved.clip_skip > model.text_encoder_layers()) {
+    throw InvalidParameter("clip_skip", std::to_string(resolved.clip_skip) + " is more than the text encoder's " +
+                                            std::to_string(model.text_encoder_layers()) + " layers");
+  }
+  if (model.is_sdxl()) {
+    const ImageSize image{resolved.width, resolved.height};
+    if (!resolved.original_size) resolved.original_size = image;
+    if (!resolved.target_size) resolved.target_size = image;
+    if (!resolved.crop_coords) resolved.crop_coords = CropOffset{};
+  } else {
+    for (const auto& [parameter, given] : {std::pair{"original_size", resolved.original_size.has_value()},
+                                           std::pair{"crop_coords", resolved.crop_coords.has_value()},
+                                           std::pair{"target_size", resolved.target_size.has_value()}}) {
+      if (given) throw InvalidParameter(parameter, "only SDXL models take size conditioning");
+    }
+  }
 
   const double area_ratio = static_cast<double>(resolved.width) * resolved.height / (static_cast<double>(trained) * trained);
   if (area_ratio > kFarAreaRatio || area_ratio < 1 / kFarAreaRatio) {
@@ -114,6 +147,7 @@ std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, cons
        << request.height << ", Model: " << model_name;
   if (sampler.eta != 0) text << ", Eta: " << format_number(sampler.eta);
   if (sampler.timestep_spacing) text << ", Timestep spacing: " << sampling::name_of(*sampler.timestep_spacing);
+  if (request.clip_skip > 1) text << ", Clip skip: " << request.clip_skip;
   return text.str();
 }
 

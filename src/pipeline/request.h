@@ -7,6 +7,7 @@
 // front ends translate that to their own names (--width, the JSON field width).
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,16 @@
 namespace diffuse::pipeline {
 
 class StableDiffusionModel;
+
+struct ImageSize {
+  int width = 0;
+  int height = 0;
+  bool operator==(const ImageSize& other) const { return width == other.width && height == other.height; }
+};
+struct CropOffset {
+  int x = 0;  // left
+  int y = 0;  // top
+};
 
 struct GenerationRequest {
   std::string prompt;
@@ -30,6 +41,12 @@ struct GenerationRequest {
   double eta = 0;
   uint64_t seed = 42;   // of the first image; image i of a batch uses seed + i
   int batch_count = 1;  // images made one after another
+  int clip_skip = 1;    // AUTOMATIC1111's meaning: 1 = the text encoder's last layer the model uses
+  // SDXL's size conditioning (text_time), as diffusers' original_size, crops_coords_top_left and
+  // target_size; unset: the image's size, (0, 0), the image's size.
+  std::optional<ImageSize> original_size;
+  std::optional<CropOffset> crop_coords;
+  std::optional<ImageSize> target_size;
 };
 
 // A request that passed validate() (and, once a model is loaded, resolve()).
@@ -41,6 +58,11 @@ struct ResolvedRequest {
   double cfg_scale = 7.5;
   uint64_t seed = 42;
   int batch_count = 1;
+  int clip_skip = 1;
+  // resolve() fills these in for SDXL models (and refuses them for others).
+  std::optional<ImageSize> original_size;
+  std::optional<CropOffset> crop_coords;
+  std::optional<ImageSize> target_size;
   sampling::SamplerOptions sampler;
   // What will run but may not give what the user hopes (a size far from the model's training
   // size): for the front end to show. Filled by resolve().

@@ -171,6 +171,10 @@ TEST_F(GenerateCli, NamesEveryBadValueByItsFlag) {
       {{"--preview", "fast"}, "diffuse: error: --preview: 'fast' is not one of linear, vae"},
       {{"-o", "out.jpg"}, "diffuse: error: --output: 'out.jpg' must end in .png"},
       {{"--steps", "1000"}, "diffuse: error: --steps: must be below the model's 1000 training timesteps, got 1000"},
+      {{"--clip-skip", "0"}, "diffuse: error: --clip-skip: 0 must be at least 1 (1: the last layer)"},
+      {{"--original-size", "64x64"}, "diffuse: error: --original-size: '64x64' is not W,H (two whole numbers and a comma)"},
+      {{"--crop-coords", "1,2,3"}, "diffuse: error: --crop-coords: '1,2,3' is not X,Y (two whole numbers and a comma)"},
+      {{"--target-size", "64,64"}, "diffuse: error: --target-size: only SDXL models take size conditioning"},
   };
   for (const auto& [flags, message] : cases) {
     const auto outcome = generate(flags);

@@ -1,5 +1,5 @@
 // Whole text-to-image runs against diffusers, from the seed alone (never the saved noise), for
-// both fixture models and both file layouts. Tolerances: final latents within 1e-3 of the
+// every fixture model (SD 1.x, SD 2.x v-prediction, SDXL) and both file layouts. Tolerances: final latents within 1e-3 of the
 // reference's largest magnitude; the 8-bit image within 1 level everywhere and under 0.2 level on
 // average (float rounding flips the odd pixel across a level boundary, never many).
 #include <gtest/gtest.h>
@@ -51,7 +51,7 @@ std::vector<RunCase> text_to_image_runs() {
   std::set<std::string> implemented;
   for (const auto& [name, description] : sampling::sampler_names()) implemented.insert(name);
   std::vector<RunCase> cases;
-  for (const std::string model : {"tiny-sd1", "tiny-sd2v"}) {
+  for (const std::string model : {"tiny-sd1", "tiny-sd2v", "tiny-sdxl"}) {
     const auto manifest = read_json(fixtures_dir() / model / "manifest.json");
     for (const auto& run : manifest.at("runs")) {
       const auto id = run.at("id").get<std::string>();
@@ -96,6 +96,15 @@ GenerationRequest request_of(const nlohmann::json& run) {
   if (!cli.at("schedule").is_null()) request.schedule = cli.at("schedule").get<std::string>();
   if (!cli.at("timestep_spacing").is_null()) request.timestep_spacing = cli.at("timestep_spacing").get<std::string>();
   request.eta = cli.at("eta").get<double>();
+  // SDXL's size conditioning; diffusers writes sizes as (height, width) and the crop as (top, left).
+  if (cli.contains("original_size")) {
+    const auto original = cli.at("original_size").get<std::vector<int>>();
+    const auto crop = cli.at("crops_coords_top_left").get<std::vector<int>>();
+    const auto target = cli.at("target_size").get<std::vector<int>>();
+    request.original_size = ImageSize{original.at(1), original.at(0)};
+    request.crop_coords = CropOffset{crop.at(1), crop.at(0)};
+    request.target_size = ImageSize{target.at(1), target.at(0)};
+  }
   return request;
 }
 
@@ -115,6 +124,10 @@ TEST_P(GoldenRuns, MatchesDiffusersFromSeed) {
   const auto params = resolve(request, model);
 
   EXPECT_EQ(model.tokenizer.encode_padded(params.prompt), run.at("prompt_input_ids").get<std::vector<int64_t>>());
+  if (run.contains("prompt_input_ids_2")) {
+    ASSERT_TRUE(model.tokenizer_2.has_value());
+    EXPECT_EQ(model.tokenizer_2->encode_padded(params.prompt), run.at("prompt_input_ids_2").get<std::vector<int64_t>>());
+  }
 
   const auto refs = fixtures_dir() / param.model / "refs";
   const auto result = text_to_image(model, params);

@@ -47,6 +47,12 @@ TEST(GenerationRequestValidate, NamesEveryBadValueByItsField) {
       {[](auto& r) { r.eta = 0.5; }, {"eta", "eta: applies only to samplers ddim, not to 'euler'"}},
       {[](auto& r) { r.sampler = "ddim", r.schedule = "karras"; },
        {"schedule", "schedule: 'karras' is not available for sampler 'ddim'; use 'default'"}},
+      {[](auto& r) { r.clip_skip = 0; }, {"clip_skip", "clip_skip: 0 must be at least 1 (1: the last layer)"}},
+      {[](auto& r) { r.original_size = ImageSize{0, 64}; },
+       {"original_size", "original_size: 0,64 must be two positive numbers, width,height"}},
+      {[](auto& r) { r.target_size = ImageSize{64, -8}; },
+       {"target_size", "target_size: 64,-8 must be two positive numbers, width,height"}},
+      {[](auto& r) { r.crop_coords = CropOffset{-1, 0}; }, {"crop_coords", "crop_coords: -1,0 must be 0 or more, x,y"}},
       {[](auto& r) { r.seed = UINT64_MAX, r.batch_count = 2; },
        {"seed", "seed: the batch's seeds (18446744073709551615 + 1) run past 2^64 - 1"}},
   };
@@ -129,6 +135,33 @@ TEST(GenerationRequestResolve, WarnsFarFromTheTrainingSize) {
   GenerationRequest near;
   near.width = trained * 2;  // twice the area: still fine
   EXPECT_TRUE(resolve(near, model).warnings.empty());
+}
+
+TEST(GenerationRequestResolve, SizeConditioningAndClipSkipFollowTheModel) {
+  auto& sd1 = tiny_sd1();
+  GenerationRequest sized;
+  sized.original_size = ImageSize{1024, 1024};
+  EXPECT_EQ(refusal_of([&] { resolve(sized, sd1); }).message, "original_size: only SDXL models take size conditioning");
+  GenerationRequest deep;
+  deep.clip_skip = sd1.text_encoder_layers() + 1;
+  EXPECT_EQ(refusal_of([&] { resolve(deep, sd1); }).message,
+            "clip_skip: " + std::to_string(deep.clip_skip) + " is more than the text encoder's " +
+                std::to_string(sd1.text_encoder_layers()) + " layers");
+  deep.clip_skip = 2;
+  EXPECT_NE(a1111_parameters(resolve(deep, sd1), 42, "m").find(", Clip skip: 2"), std::string::npos);
+
+  const auto sdxl = StableDiffusionModel::load(test::fixtures_dir() / "tiny-sdxl" / "diffusers");
+  ASSERT_TRUE(sdxl.is_sdxl());
+  const auto defaults = resolve(GenerationRequest{}, sdxl);
+  EXPECT_EQ(defaults.original_size, (ImageSize{64, 64}));  // the image's size, as diffusers
+  EXPECT_EQ(defaults.target_size, (ImageSize{64, 64}));
+  ASSERT_TRUE(defaults.crop_coords.has_value());
+  EXPECT_EQ(defaults.crop_coords->x, 0);
+  sized.crop_coords = CropOffset{16, 32};
+  const auto given = resolve(sized, sdxl);
+  EXPECT_EQ(given.original_size, (ImageSize{1024, 1024}));
+  EXPECT_EQ(given.crop_coords->y, 32);
+  EXPECT_EQ(given.target_size, (ImageSize{64, 64}));
 }
 
 TEST(GenerationNaming, BatchImagesAndStepFoldersCarryTheirSeed) {
