@@ -93,6 +93,12 @@ struct PrecisionResult {
   double generation_peak_mib = 0;  // load + generation, the process's peak for this precision
 };
 
+// The image sides timed: half the model's training size and (without --skip-512) the size itself.
+std::vector<int> sides(const Architecture& arch, const BenchOptions& o) {
+  if (o.skip_512) return {arch.side / 2};
+  return {arch.side / 2, arch.side};
+}
+
 PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, at::ScalarType dtype,
                               const Ceiling& ceiling, bool low_memory) {
   torch::NoGradGuard no_grad;
@@ -110,22 +116,30 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
 
   if (!low_memory) {
     at::Tensor context;
-    rows.push_back(timed("text encoder x2 (prompt, negative)", dtype,
-                         text_encoder_flops(arch.text_encoder, 2).total(), ceiling.conv_gflops, Warmup::once, [&] {
+    double text_flops = text_encoder_flops(arch.text_encoder, 2).total();
+    if (arch.text_encoder_2) text_flops += text_encoder_flops(*arch.text_encoder_2, 2).total();
+    rows.push_back(timed(std::string(arch.text_encoder_2 ? "text encoders" : "text encoder") + " x2 (prompt, negative)",
+                         dtype, text_flops, ceiling.conv_gflops, Warmup::once, [&] {
                            context = at::cat({model->encode_prompt(""), model->encode_prompt("a photo of a cat")});
                          }));
     context = context.to(dtype);
     const auto t = at::tensor({500.0f});
-    for (const int side : {256, 512}) {
-      if (side == 512 && o.skip_512) continue;
+    for (const int side : sides(arch, o)) {
       const int latent = side / 8;
       const auto x = at::randn({2, 4, latent, latent}, options);
+      // SDXL: the pooled embedding and the size conditioning of a side x side picture.
+      std::optional<models::AddedConditioning> added;
+      if (arch.unet.addition_embed_type == "text_time") {
+        const float s = static_cast<float>(side);
+        added = models::AddedConditioning{
+            at::randn({2, arch.unet.projection_class_embeddings_input_dim - 6 * arch.unet.addition_time_embed_dim}, options),
+            at::tensor({s, s, 0.0f, 0.0f, s, s}).repeat({2, 1}).to(dtype)};
+      }
       rows.push_back(timed("unet cfg step " + std::to_string(side) + "x" + std::to_string(side), dtype,
                            unet_flops(arch.unet, 2, latent, latent).total(), ceiling.conv_gflops, Warmup::once,
-                           [&] { model->unet->forward(x, t, context); }));
+                           [&] { model->unet->forward(x, t, context, added ? &*added : nullptr); }));
     }
-    for (const int side : {256, 512}) {
-      if (side == 512 && o.skip_512) continue;
+    for (const int side : sides(arch, o)) {
       const int latent = side / 8;
       const auto z = at::randn({1, 4, latent, latent});
       rows.push_back(timed("vae decode " + std::to_string(side) + "x" + std::to_string(side), dtype,
@@ -148,11 +162,14 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
     pipeline::GenerationRequest request;
     request.prompt = "a photo of a cat";
     request.steps = o.steps;
-    request.width = request.height = 512;
+    request.width = request.height = arch.side;
     const auto params = pipeline::resolve(request, *model);
-    const double flops = text_encoder_flops(arch.text_encoder, 2).total() +
-                         o.steps * unet_flops(arch.unet, 2, 64, 64).total() + vae_decode_flops(arch.vae, 1, 64, 64).total();
-    rows.push_back(timed("generate 512x512, " + std::to_string(o.steps) + " steps" + suffix, dtype, flops,
+    const int latent = arch.side / 8;
+    double flops = text_encoder_flops(arch.text_encoder, 2).total() + o.steps * unet_flops(arch.unet, 2, latent, latent).total() +
+                   vae_decode_flops(arch.vae, 1, latent, latent).total();
+    if (arch.text_encoder_2) flops += text_encoder_flops(*arch.text_encoder_2, 2).total();
+    const std::string size = std::to_string(arch.side) + "x" + std::to_string(arch.side);
+    rows.push_back(timed("generate " + size + ", " + std::to_string(o.steps) + " steps" + suffix, dtype, flops,
                          ceiling.conv_gflops, Warmup::none,
                          [&] { result.pixels = pipeline::text_to_image(*model, params).pixels; }));
     process_peak = std::max(process_peak, rows.back().peak_rss_mib);
@@ -241,13 +258,13 @@ int run(const BenchOptions& o_in) {
 
   std::printf("\n%s\n", format_table(rows).c_str());
   for (const auto& [dtype, result] : results) {
-    std::printf("peak RSS over load + 512x512 generation, %s: %.0f MiB\n", pipeline::dtype_name(dtype).c_str(),
-                result.generation_peak_mib);
+    std::printf("peak RSS over load + %dx%d generation, %s: %.0f MiB\n", arch.side, arch.side,
+                pipeline::dtype_name(dtype).c_str(), result.generation_peak_mib);
   }
   if (results.size() == 2 && results[at::kFloat].pixels.defined() && results[at::kBFloat16].pixels.defined()) {
     const double db = psnr(results[at::kFloat].pixels, results[at::kBFloat16].pixels);
     report["psnr_bf16_vs_fp32_db"][o.arch] = db;
-    std::printf("PSNR bf16 vs fp32, %s random weights, 512x512, same seed: %.1f dB\n", o.arch.c_str(), db);
+    std::printf("PSNR bf16 vs fp32, %s random weights, %dx%d, same seed: %.1f dB\n", o.arch.c_str(), arch.side, arch.side, db);
   }
   if (!o.fixture.empty() && fs::exists(o.fixture)) {
     const double db = fixture_psnr(o);
@@ -269,17 +286,17 @@ int run(const BenchOptions& o_in) {
 int main(int argc, char** argv) {
   diffuse::bench::BenchOptions o;
   CLI::App app{"diffuse-bench: time a full-size random-weight model, section by section"};
-  app.add_option("--arch", o.arch, "Architecture: sd15")->capture_default_str();
+  app.add_option("--arch", o.arch, "Architecture: sd15, sd21 or sdxl")->capture_default_str();
   app.add_option("--model", o.model, "Checkpoint to time; written with random weights if absent "
                                      "(default: bench-models/<arch>-random-fp16.safetensors)");
   app.add_option("--tokenizer", o.tokenizer, "CLIP tokenizer folder")->capture_default_str();
   app.add_option("--fixture", o.fixture, "Small model for the bf16-vs-fp32 PSNR check ('' to skip)")
       ->capture_default_str();
   app.add_option("--precision", o.precision, "fp32, bf16 or both")->capture_default_str();
-  app.add_option("--steps", o.steps, "Steps of the whole 512x512 generation")->capture_default_str();
+  app.add_option("--steps", o.steps, "Steps of the whole generation at the model's size")->capture_default_str();
   app.add_option("--threads", o.threads, "Intra-op threads (default: libtorch's, one per core)");
-  app.add_flag("--skip-512", o.skip_512, "Only the 256x256 sections (a quick run)");
-  app.add_flag("--skip-generation", o.skip_generation, "No whole 512x512 generation");
+  app.add_flag("--skip-512", o.skip_512, "Only the sections at half the model's size (256x256 for SD 1.5; a quick run)");
+  app.add_flag("--skip-generation", o.skip_generation, "No whole generation");
   app.add_flag("--low-memory-run", o.low_memory_run, "Also load and generate with --low-memory");
   app.add_option("--json", o.json, "Also write the JSON report to this file");
   CLI11_PARSE(app, argc, argv);

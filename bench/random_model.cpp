@@ -39,11 +39,56 @@ int64_t count(const TensorMap& weights) {
 
 }  // namespace
 
-std::vector<std::string> architecture_names() { return {"sd15"}; }
+std::vector<std::string> architecture_names() { return {"sd15", "sd21", "sdxl"}; }
+
+namespace {
+
+// OpenCLIP's text towers as transformers' CLIPTextModel(WithProjection) configs.
+models::TextEncoderConfig open_clip(int width, int layers, int heads, int projection) {
+  models::TextEncoderConfig c;
+  c.hidden_size = width;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.intermediate_size = 4 * width;
+  c.hidden_act = "gelu";
+  c.projection_dim = projection;
+  return c;
+}
+
+}  // namespace
 
 Architecture find_architecture(const std::string& name) {
   // The configs' defaults are SD 1.5 (config.h).
-  if (name == "sd15") return Architecture{name, {}, {}, {}};
+  if (name == "sd15") return Architecture{name, {}, {}, {}, std::nullopt, false, 512};
+  if (name == "sd21") {
+    // stabilityai/stable-diffusion-2-1 (768-v): 64-wide heads, linear projections, OpenCLIP-H with
+    // the 23 layers it uses (the 24th is written, as in the released file, and skipped on load).
+    Architecture a{name, {}, {}, open_clip(1024, 23, 16, 0), std::nullopt, true, 768};
+    a.unet.num_heads = {5, 10, 20, 20};
+    a.unet.cross_attention_dim = 1024;
+    a.unet.use_linear_projection = true;
+    a.unet.sample_size = 96;
+    a.vae.sample_size = 768;
+    return a;
+  }
+  if (name == "sdxl") {
+    // stabilityai/stable-diffusion-xl-base-1.0.
+    Architecture a{name, {}, {}, {}, open_clip(1280, 32, 20, 1280), false, 1024};
+    auto& u = a.unet;
+    u.block_out_channels = {320, 640, 1280};
+    u.cross_attention = {false, true, true};
+    u.num_heads = {5, 10, 20};
+    u.transformer_layers = {1, 2, 10};
+    u.cross_attention_dim = 2048;
+    u.use_linear_projection = true;
+    u.sample_size = 128;
+    u.addition_embed_type = "text_time";
+    u.addition_time_embed_dim = 256;
+    u.projection_class_embeddings_input_dim = 2816;
+    a.vae.scaling_factor = 0.13025;
+    a.vae.sample_size = 1024;
+    return a;
+  }
   std::string known;
   for (const auto& candidate : architecture_names()) known += (known.empty() ? "" : ", ") + candidate;
   throw Error("--arch: unknown architecture '" + name + "'; known: " + known);
@@ -55,10 +100,16 @@ int64_t write_random_checkpoint(const Architecture& architecture, const std::fil
   const auto unet = random_fp16_weights<models::UNet2DConditionModel>(architecture.unet);
   const auto vae = random_fp16_weights<models::AutoencoderKL>(architecture.vae);
   const auto text = random_fp16_weights<models::ClipTextModel>(architecture.text_encoder);
+  TensorMap text_2;
+  if (architecture.text_encoder_2) text_2 = random_fp16_weights<models::ClipTextModel>(*architecture.text_encoder_2);
   if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path());
-  io::write_safetensors(path, io::export_ldm_checkpoint(unet, vae, text),
-                        {{"format", "pt"}, {"diffuse_bench", architecture.name + " random weights"}});
-  return count(unet) + count(vae) + count(text);
+  const auto exported =
+      architecture.text_encoder_2
+          ? io::export_ldm_checkpoint(unet, vae, text, text_2)
+          : io::export_ldm_checkpoint(unet, vae, text,
+                                      architecture.open_clip ? io::TextEncoderLayout::OpenClip : io::TextEncoderLayout::Clip);
+  io::write_safetensors(path, exported, {{"format", "pt"}, {"diffuse_bench", architecture.name + " random weights"}});
+  return count(unet) + count(vae) + count(text) + count(text_2);
 }
 
 }  // namespace diffuse::bench

@@ -3,6 +3,7 @@
 // times the same path, and the network sizes are exactly the architecture's.
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,10 +12,13 @@
 namespace diffuse::bench {
 
 struct Architecture {
-  std::string name;  // "sd15"
+  std::string name;  // "sd15", "sd21", "sdxl"
   models::UNetConfig unet;
   models::VaeConfig vae;
   models::TextEncoderConfig text_encoder;
+  std::optional<models::TextEncoderConfig> text_encoder_2;  // SDXL's OpenCLIP bigG
+  bool open_clip = false;  // SD 2.x: the text encoder is OpenCLIP (written with its fused q/k/v)
+  int side = 512;          // the image side the model was trained at
 };
 
 // Names known to find_architecture, for --help and errors.
