@@ -39,6 +39,7 @@ struct BenchOptions {
   int threads = 0;
   bool skip_512 = false;
   bool skip_generation = false;
+  bool vae_tiling = false;
   bool low_memory_run = false;
   std::string json;
 };
@@ -109,6 +110,7 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
   load.tokenizer = fs::path(o.tokenizer);
   load.dtype = dtype;
   load.low_memory = low_memory;
+  load.vae_tiling = o.vae_tiling;
   std::optional<pipeline::StableDiffusionModel> model;
   rows.push_back(timed("load" + suffix, dtype, 0, 0, Warmup::none, [&] { model.emplace(pipeline::StableDiffusionModel::load(o.model, load)); }));
   double process_peak = rows.back().peak_rss_mib;
@@ -297,6 +299,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "Intra-op threads (default: libtorch's, one per core)");
   app.add_flag("--skip-512", o.skip_512, "Only the sections at half the model's size (256x256 for SD 1.5; a quick run)");
   app.add_flag("--skip-generation", o.skip_generation, "No whole generation");
+  app.add_flag("--vae-tiling", o.vae_tiling, "Decode in tiles (as generate --vae-tiling), for every decode timed");
   app.add_flag("--low-memory-run", o.low_memory_run, "Also load and generate with --low-memory");
   app.add_option("--json", o.json, "Also write the JSON report to this file");
   CLI11_PARSE(app, argc, argv);

@@ -77,7 +77,10 @@ TextEncoderOutput ClipTextModelImpl::forward(const at::Tensor& ids) {
   auto positions = at::arange(tokens, at::TensorOptions().dtype(at::kLong));
   auto x = token_embedding(ids) + position_embedding(positions).unsqueeze(0);
   // Each token sees only itself and the tokens before it.
-  auto causal_mask = at::full({tokens, tokens}, std::numeric_limits<float>::lowest(), weight.options()).triu(1);
+  // transformers' torch.finfo(dtype).min: the lowest value the type holds (fp32's overflows bf16).
+  const double lowest = weight.scalar_type() == at::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
+                                                              : static_cast<double>(std::numeric_limits<float>::lowest());
+  auto causal_mask = at::full({tokens, tokens}, lowest, weight.options()).triu(1);
   TextEncoderOutput out;
   out.hidden_states.push_back(x);
   for (const auto& layer : *layers) {

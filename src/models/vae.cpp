@@ -1,5 +1,7 @@
 #include "models/vae.h"
 
+#include <algorithm>
+
 namespace diffuse::models {
 
 namespace {
@@ -145,8 +147,12 @@ void blend_edge(const at::Tensor& a, at::Tensor& b, int64_t dim, int64_t extent)
 
 }  // namespace
 
+int64_t AutoencoderKLImpl::tile_latents() const {
+  return std::min<int64_t>(config.sample_size, kMaxTilePixels) / config.downscale_factor();
+}
+
 int AutoencoderKLImpl::tile_count(int64_t latent_height, int64_t latent_width) const {
-  const int64_t tile = config.sample_size / config.downscale_factor();
+  const int64_t tile = tile_latents();
   if (latent_height <= tile && latent_width <= tile) return 1;
   const int64_t stride = tile * 3 / 4;
   const auto along = [&](int64_t extent) { return (extent + stride - 1) / stride; };
@@ -155,7 +161,7 @@ int AutoencoderKLImpl::tile_count(int64_t latent_height, int64_t latent_width) c
 
 at::Tensor AutoencoderKLImpl::decode_tiled(const at::Tensor& z, const std::function<void(int, int)>& on_tile) {
   const int64_t factor = config.downscale_factor();
-  const int64_t tile = config.sample_size / factor;
+  const int64_t tile = tile_latents();
   const int64_t stride = tile * 3 / 4;
   const int64_t pixel_tile = tile * factor;
   const int64_t blend = pixel_tile / 4, keep = pixel_tile - blend;

@@ -69,12 +69,16 @@ struct AutoencoderKLImpl : torch::nn::Module {
   LatentDistribution encode(const at::Tensor& image);
   // Unscaled latent (divide by scaling_factor first) -> image in about [-1, 1].
   at::Tensor decode(const at::Tensor& latent);
-  // The same in overlapping tiles of the training size, blended over a quarter tile as diffusers'
-  // tiled_decode, so memory stays that of one training-size decode whatever the latent's size.
+  // The same in overlapping tiles of the training size (at most kMaxTilePixels), blended over a
+  // quarter tile as diffusers' tiled_decode, so memory stays that of one tile's decode whatever the
+  // latent's size. SD 1.x tiles as diffusers does (512); SDXL's VAE, trained at 1024, would not tile
+  // a 1024x1024 image at all, whose plain decode needs about 3 GB on top of the weights.
   // `on_tile(done, total)` after each tile. Tiles are blended, and returned, in fp32.
   at::Tensor decode_tiled(const at::Tensor& latent, const std::function<void(int, int)>& on_tile = {});
   // Tiles decode_tiled() makes for a latent of this height and width (1 when it fits in one).
   int tile_count(int64_t latent_height, int64_t latent_width) const;
+  static constexpr int64_t kMaxTilePixels = 512;
+  int64_t tile_latents() const;  // a tile's side in latents
 
   VaeConfig config;
   Encoder encoder{nullptr};

@@ -84,10 +84,13 @@ void pack_for_inference(torch::nn::Module& module, bool convolutions) {
   if (models::kernel_options().packed_linear_layers) models::pack_linear_layers(module);
 }
 
-// The text encoders run fp32 in either precision: once per prompt, and their output conditions every step.
-models::ClipTextModel build_text_encoder(const io::ComponentWeights& weights, const json& original_config) {
+// SD 1.x/2.x text encoders run fp32 in either precision: once per prompt, and their output conditions
+// every step. SDXL's pair is as large as a third of its UNet, so it runs in the UNet's type
+// (LoadOptions::dtype).
+models::ClipTextModel build_text_encoder(const io::ComponentWeights& weights, const json& original_config,
+                                         at::ScalarType dtype) {
   auto encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
-      weights, original_config, at::kFloat, models::ClipTextModelImpl::optional_tensors());
+      weights, original_config, dtype, models::ClipTextModelImpl::optional_tensors());
   pack_for_inference(*encoder, false);
   return encoder;
 }
@@ -160,8 +163,10 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
 }
 
 void StableDiffusionModel::load_text_encoders(io::ModelFiles& files) {
-  text_encoder = build_text_encoder(files.text_encoder, files.original_config);
-  if (!files.text_encoder_2.tensors.empty()) text_encoder_2 = build_text_encoder(files.text_encoder_2, files.original_config);
+  const bool sdxl = !files.text_encoder_2.tensors.empty();
+  const auto dtype = sdxl ? options_.dtype : at::kFloat;
+  text_encoder = build_text_encoder(files.text_encoder, files.original_config, dtype);
+  if (sdxl) text_encoder_2 = build_text_encoder(files.text_encoder_2, files.original_config, dtype);
 }
 
 PromptConditioning StableDiffusionModel::encode(const std::string& prompt, int clip_skip) {

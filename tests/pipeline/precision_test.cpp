@@ -37,7 +37,7 @@ TEST_P(Bf16Generation, DrawsTheFp32ImageFromTheSameSeed) {
   std::printf("%s: bf16 vs fp32 PSNR %.1f dB\n", GetParam().c_str(), db);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Bf16Generation, ::testing::Values("tiny-sd1", "tiny-sd2v"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, Bf16Generation, ::testing::Values("tiny-sd1", "tiny-sd2v", "tiny-sdxl"));
 
 }  // namespace
 }  // namespace diffuse::pipeline
