@@ -17,11 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::set<std::string> names(const TensorMap& tensors) {
-  std::set<std::string> result;
-  for (const auto& [name, tensor] : tensors) result.insert(name);
-  return result;
-}
+using test::tensor_names;
 
 const fs::path& sdxl_root() {
   static const fs::path root = test::fixtures_dir() / "tiny-sdxl";
@@ -43,7 +39,7 @@ TensorMap folder_tensors(const std::string& file) {
 void expect_same_weights(const ComponentWeights& single, const std::string& folder_file) {
   SCOPED_TRACE(folder_file);
   const TensorMap diffusers = folder_tensors(folder_file);
-  EXPECT_EQ(names(single.tensors), names(diffusers));
+  EXPECT_EQ(tensor_names(single.tensors), tensor_names(diffusers));
   for (const auto& [name, tensor] : single.tensors) {
     const auto other = diffusers.find(name);
     if (other == diffusers.end()) continue;  // reported above

@@ -16,11 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::set<std::string> names(const TensorMap& tensors) {
-  std::set<std::string> result;
-  for (const auto& [name, tensor] : tensors) result.insert(name);
-  return result;
-}
+using test::tensor_names;
 
 std::vector<std::string> difference(const std::set<std::string>& a, const std::set<std::string>& b) {
   std::vector<std::string> result;
@@ -35,7 +31,7 @@ std::vector<std::string> difference(const std::set<std::string>& a, const std::s
 // own type, so nothing is converted on either side.
 void expect_same_weights(const ComponentWeights& single, const ComponentWeights& diffusers, const char* component) {
   SCOPED_TRACE(component);
-  const auto single_names = names(single.tensors), diffusers_names = names(diffusers.tensors);
+  const auto single_names = tensor_names(single.tensors), diffusers_names = tensor_names(diffusers.tensors);
   EXPECT_EQ(difference(single_names, diffusers_names), std::vector<std::string>{}) << "only in the single file";
   EXPECT_EQ(difference(diffusers_names, single_names), std::vector<std::string>{}) << "only in the diffusers folder";
   for (const auto& [name, tensor] : single.tensors) {

@@ -48,4 +48,10 @@ fs::path diffuse_binary() {
   return fs::path(env != nullptr ? env : DIFFUSE_DEFAULT_BINARY);
 }
 
+std::set<std::string> tensor_names(const std::map<std::string, at::Tensor>& tensors) {
+  std::set<std::string> result;
+  for (const auto& [name, tensor] : tensors) result.insert(name);
+  return result;
+}
+
 }  // namespace diffuse::test

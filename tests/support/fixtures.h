@@ -1,5 +1,7 @@
 #pragma once
 #include <filesystem>
+#include <map>
+#include <set>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -10,6 +12,9 @@ namespace diffuse::test {
 // ../shared (DIFFUSE_SHARED_DIR, which ctest sets, or the configured default).
 std::filesystem::path shared_dir();
 std::filesystem::path fixtures_dir();
+
+// The names of a tensor map, sorted.
+std::set<std::string> tensor_names(const std::map<std::string, at::Tensor>& tensors);
 
 // Python-flavoured JSON (NaN, Infinity) as the fixtures hold it.
 nlohmann::json read_json(const std::filesystem::path& path);
