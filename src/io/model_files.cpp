@@ -319,13 +319,26 @@ ModelFiles load_model_files(const fs::path& path, at::ScalarType dtype) {
 }
 
 at::ScalarType loading_dtype(const fs::path& path, at::ScalarType wanted) {
-  if (fs::is_directory(path)) return wanted;
+  std::vector<fs::path> files;
+  if (fs::is_directory(path)) {
+    // A folder's components: read as stored too, so an fp16 text encoder reaches its fp32 module
+    // exactly rather than through the UNet's bf16.
+    for (const char* component : {"unet", "vae", "text_encoder", "text_encoder_2"}) {
+      if (!fs::is_directory(path / component)) continue;
+      std::string source;
+      for (auto& file : component_weight_files(path / component, source)) files.push_back(std::move(file));
+    }
+  } else {
+    files.push_back(path);
+  }
   std::optional<at::ScalarType> stored;
-  const auto file = SafetensorsFile::open(path);
-  for (const auto& info : file.tensors()) {
-    if (!at::isFloatingType(info.scalar_type)) continue;
-    if (stored && *stored != info.scalar_type) return wanted;
-    stored = info.scalar_type;
+  for (const auto& file_path : files) {
+    const auto file = SafetensorsFile::open(file_path);
+    for (const auto& info : file.tensors()) {
+      if (!at::isFloatingType(info.scalar_type)) continue;
+      if (stored && *stored != info.scalar_type) return wanted;
+      stored = info.scalar_type;
+    }
   }
   return stored.value_or(wanted);
 }

@@ -60,8 +60,9 @@ struct ModelFiles {
 ModelFiles load_model_files(const std::filesystem::path& path, at::ScalarType dtype = at::kFloat);
 
 // The type to ask load_model_files() for, to get `wanted` with the fewest conversions: a single file
-// that stores all its floating-point tensors in one type is read as stored, so every tensor is a view
-// of the memory-mapped file, converted once by the copy into the module. Otherwise `wanted`.
+// or a folder whose weight files store all their floating-point tensors in one type is read as
+// stored, so every tensor is a view of the memory-mapped file, converted once by the copy into its
+// module (each module in its own type: fp32 text encoders, bf16 UNet). Otherwise `wanted`.
 at::ScalarType loading_dtype(const std::filesystem::path& path, at::ScalarType wanted);
 
 }  // namespace diffuse::io
