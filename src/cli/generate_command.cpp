@@ -1,6 +1,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -37,8 +38,9 @@ struct GenerateOptions {
   pipeline::GenerationRequest request;
 };
 
-// "1024,768" -> {1024, 768}; anything else names the request field it was for.
-std::pair<int, int> number_pair(const std::string& text, const char* parameter, const char* form) {
+// "1024,768" -> {1024, 768}; "" (not given) -> nothing; anything else names the request field.
+std::optional<std::pair<int, int>> number_pair(const std::string& text, const char* parameter, const char* form) {
+  if (text.empty()) return std::nullopt;
   const auto comma = text.find(',');
   try {
     size_t first_end = 0, second_end = 0;
@@ -46,24 +48,21 @@ std::pair<int, int> number_pair(const std::string& text, const char* parameter, 
     const int first = std::stoi(text.substr(0, comma), &first_end);
     const int second = std::stoi(text.substr(comma + 1), &second_end);
     if (first_end != comma || second_end != text.size() - comma - 1) throw std::invalid_argument("trailing text");
-    return {first, second};
+    return std::pair{first, second};
   } catch (const std::logic_error&) {
     throw InvalidParameter(parameter, "'" + text + "' is not " + form + " (two whole numbers and a comma)");
   }
 }
 
 void parse_size_conditioning(GenerateOptions& o) {
-  if (!o.original_size.empty()) {
-    const auto [w, h] = number_pair(o.original_size, "original_size", "W,H");
-    o.request.original_size = pipeline::ImageSize{w, h};
+  if (const auto size = number_pair(o.original_size, "original_size", "W,H")) {
+    o.request.original_size = pipeline::ImageSize{size->first, size->second};
   }
-  if (!o.crop_coords.empty()) {
-    const auto [x, y] = number_pair(o.crop_coords, "crop_coords", "X,Y");
-    o.request.crop_coords = pipeline::CropOffset{x, y};
+  if (const auto corner = number_pair(o.crop_coords, "crop_coords", "X,Y")) {
+    o.request.crop_coords = pipeline::CropOffset{corner->first, corner->second};
   }
-  if (!o.target_size.empty()) {
-    const auto [w, h] = number_pair(o.target_size, "target_size", "W,H");
-    o.request.target_size = pipeline::ImageSize{w, h};
+  if (const auto size = number_pair(o.target_size, "target_size", "W,H")) {
+    o.request.target_size = pipeline::ImageSize{size->first, size->second};
   }
 }
 

@@ -52,8 +52,11 @@ std::string describe(const pipeline::Progress& p, double elapsed) {
     text += pace;
   }
   text += "  " + seconds_text(elapsed);
-  if (p.done < p.total) text += p.eta_seconds >= 0 ? "  ETA " + seconds_text(std::max(0.0, p.eta_seconds - (elapsed - p.elapsed_seconds))) : "  ETA after the first " + std::string(unit);
-  return text;
+  if (p.done >= p.total) return text;
+  if (p.eta_seconds < 0) return text + "  ETA after the first " + unit;
+  // The estimate was made at the last unit's end; the time since has been spent on the next one.
+  const double since_report = elapsed - p.elapsed_seconds;
+  return text + "  ETA " + seconds_text(std::max(0.0, p.eta_seconds - since_report));
 }
 
 }  // namespace

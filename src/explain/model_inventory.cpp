@@ -70,6 +70,14 @@ std::string list_text(const std::vector<T>& values) {
   return text.str();
 }
 
+// "12 layers, width 768, 12 attention heads, MLP 3072": what both text encoders' lines start with.
+std::string encoder_layers_text(const models::TextEncoderConfig& te) {
+  std::ostringstream out;
+  out << te.num_layers << " layers, width " << te.hidden_size << ", " << te.num_heads << " attention heads, MLP "
+      << te.intermediate_size;
+  return out.str();
+}
+
 std::string architecture_text(const Architecture& a) {
   std::ostringstream out;
   const auto& te = a.text_encoder;
@@ -79,13 +87,11 @@ std::string architecture_text(const Architecture& a) {
   for (const bool has : u.cross_attention) attention.push_back(has ? 1 : 0);
   const int latent = u.sample_size;
   out << "Architecture (family " << a.family << ")\n"
-      << "  text encoder: " << te.num_layers << " layers, width " << te.hidden_size << ", " << te.num_heads
-      << " attention heads, MLP " << te.intermediate_size << ", vocabulary " << te.vocab_size << ", "
+      << "  text encoder: " << encoder_layers_text(te) << ", vocabulary " << te.vocab_size << ", "
       << te.max_positions << " positions, " << te.hidden_act << "\n";
   if (a.text_encoder_2) {
     const auto& te2 = *a.text_encoder_2;
-    out << "  text encoder 2: " << te2.num_layers << " layers, width " << te2.hidden_size << ", " << te2.num_heads
-        << " attention heads, MLP " << te2.intermediate_size << ", " << te2.hidden_act << ", projection "
+    out << "  text encoder 2: " << encoder_layers_text(te2) << ", " << te2.hidden_act << ", projection "
         << te2.projection_dim << "\n";
   }
   out

@@ -213,12 +213,8 @@ void StableDiffusionModel::release_text_encoder_if_low_memory() {
   release_free_memory();
 }
 
-bool StableDiffusionModel::tiles(const at::Tensor& latents) const {
-  return options_.vae_tiling && vae->tile_count(latents.size(2), latents.size(3)) > 1;
-}
-
 int StableDiffusionModel::decode_tile_count(const at::Tensor& latents) const {
-  return tiles(latents) ? vae->tile_count(latents.size(2), latents.size(3)) : 1;
+  return options_.vae_tiling ? vae->tile_count(latents.size(2), latents.size(3)) : 1;
 }
 
 at::Tensor StableDiffusionModel::decode_latents(const at::Tensor& latents, const std::function<void(int, int)>& on_tile) {
@@ -226,7 +222,7 @@ at::Tensor StableDiffusionModel::decode_latents(const at::Tensor& latents, const
   // The step loop's freed activations, kept by tcmalloc in sizes the decoder's do not all fit.
   if (options_.low_memory) release_free_memory();
   const auto z = (latents / vae->config.scaling_factor).to(options_.dtype);
-  if (tiles(z)) return vae->decode_tiled(z, on_tile);
+  if (decode_tile_count(z) > 1) return vae->decode_tiled(z, on_tile);
   auto image = vae->decode(z).to(at::kFloat);
   if (on_tile) on_tile(1, 1);
   return image;

@@ -82,7 +82,7 @@ class StableDiffusionModel {
   int default_image_size() const { return unet->config.sample_size * vae_scale_factor(); }
   int latent_channels() const { return unet->config.in_channels; }
   // SDXL: two text encoders, the pooled embedding and the size conditioning (text_time).
-  bool is_sdxl() const { return unet->config.addition_embed_type == "text_time"; }
+  bool is_sdxl() const { return unet->config.text_time(); }
 
   std::string name;  // file or folder name, for the PNG's parameters
   text::ClipTokenizer tokenizer;
@@ -97,7 +97,6 @@ class StableDiffusionModel {
 
  private:
   explicit StableDiffusionModel(text::ClipTokenizer tokenizer_) : tokenizer(std::move(tokenizer_)) {}
-  bool tiles(const at::Tensor& latents) const;
 
   std::filesystem::path path_;
   LoadOptions options_;

@@ -168,10 +168,18 @@ std::string display_name(const SamplerOptions& options) {
 }
 
 std::vector<std::pair<std::string, std::string>> schedule_names() {
-  return {{"default", "the model's noise schedule, spaced as its scheduler config says"},
-          {"karras", "Karras et al. (2022) sigmas, rho 7: more steps at low noise"},
-          {"exponential", "sigmas evenly spaced in log sigma"},
-          {"sgm_uniform", "timesteps evenly spaced from the top of the schedule, as SGM and ComfyUI"}};
+  const auto description = [](SigmaSchedule schedule) {
+    switch (schedule) {
+      case SigmaSchedule::Default: return "the model's noise schedule, spaced as its scheduler config says";
+      case SigmaSchedule::Karras: return "Karras et al. (2022) sigmas, rho 7: more steps at low noise";
+      case SigmaSchedule::Exponential: return "sigmas evenly spaced in log sigma";
+      case SigmaSchedule::SgmUniform: return "timesteps evenly spaced from the top of the schedule, as SGM and ComfyUI";
+    }
+    return "";
+  };
+  std::vector<std::pair<std::string, std::string>> names;
+  for (const auto& [schedule, name] : kSchedules.values) names.emplace_back(name, description(schedule));
+  return names;
 }
 
 }  // namespace diffuse::sampling

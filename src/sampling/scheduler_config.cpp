@@ -24,6 +24,16 @@ T value_of(const nlohmann::json& json, const char* name) {
   }
 }
 
+// A named value through the sampling layer's own parser; its error names the config field.
+template <typename Parse>
+auto enum_field(const nlohmann::json& json, const char* name, Parse parse) {
+  try {
+    return parse(value_of<std::string>(json, name));
+  } catch (const InvalidParameter& e) {
+    throw Error(std::string("scheduler config: field '") + name + "': " + e.problem());
+  }
+}
+
 }  // namespace
 
 SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& json) {
@@ -44,20 +54,8 @@ SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& json) {
   if (field(json, "beta_end")) config.beta_end = value_of<double>(json, "beta_end");
   if (field(json, "beta_schedule")) config.beta_schedule = value_of<std::string>(json, "beta_schedule");
   if (field(json, "trained_betas")) config.trained_betas = value_of<std::vector<double>>(json, "trained_betas");
-  if (field(json, "prediction_type")) {
-    const auto name = value_of<std::string>(json, "prediction_type");
-    if (name != "epsilon" && name != "v_prediction") {
-      throw Error("scheduler config: unsupported prediction_type '" + name + "'; supported: epsilon, v_prediction");
-    }
-    config.prediction = parse_prediction(name);
-  }
-  if (field(json, "timestep_spacing")) {
-    try {
-      config.timestep_spacing = parse_spacing(value_of<std::string>(json, "timestep_spacing"));
-    } catch (const InvalidParameter& e) {
-      throw Error("scheduler config: field 'timestep_spacing': " + e.problem());
-    }
-  }
+  if (field(json, "prediction_type")) config.prediction = enum_field(json, "prediction_type", parse_prediction);
+  if (field(json, "timestep_spacing")) config.timestep_spacing = enum_field(json, "timestep_spacing", parse_spacing);
   if (field(json, "steps_offset")) config.steps_offset = value_of<int>(json, "steps_offset");
   if (field(json, "set_alpha_to_one")) config.set_alpha_to_one = value_of<bool>(json, "set_alpha_to_one");
   if (field(json, "clip_sample")) config.clip_sample = value_of<bool>(json, "clip_sample");
