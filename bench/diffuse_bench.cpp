@@ -173,7 +173,7 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
     const std::string size = std::to_string(arch.side) + "x" + std::to_string(arch.side);
     rows.push_back(timed("generate " + size + ", " + std::to_string(o.steps) + " steps" + suffix, dtype, flops,
                          ceiling.conv_gflops, Warmup::none,
-                         [&] { result.pixels = pipeline::text_to_image(*model, params).pixels; }));
+                         [&] { result.pixels = pipeline::generate_image(*model, params).pixels; }));
     process_peak = std::max(process_peak, rows.back().peak_rss_mib);
   }
   result.generation_peak_mib = process_peak;
@@ -190,7 +190,7 @@ double fixture_psnr(const BenchOptions& o) {
     pipeline::GenerationRequest request;
     request.prompt = "a photo of a cat";
     request.steps = 10;
-    images[dtype] = pipeline::text_to_image(model, pipeline::resolve(request, model)).pixels;
+    images[dtype] = pipeline::generate_image(model, pipeline::resolve(request, model)).pixels;
   }
   return psnr(images[at::kFloat], images[at::kBFloat16]);
 }

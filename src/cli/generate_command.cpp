@@ -35,22 +35,49 @@ struct GenerateOptions {
   bool vae_tiling = false;
   int threads = 0;  // 0: one per core
   std::string original_size, crop_coords, target_size;  // "A,B" as typed
+  std::string init_image, mask, outpaint;                 // PNG paths; "L,R,T,B" as typed
   pipeline::GenerationRequest request;
 };
 
-// "1024,768" -> {1024, 768}; "" (not given) -> nothing; anything else names the request field.
-std::optional<std::pair<int, int>> number_pair(const std::string& text, const char* parameter, const char* form) {
+// "1024,768" -> {1024, 768} (`count` whole numbers with commas between); "" (not given) -> nothing;
+// anything else names the request field.
+std::optional<std::vector<int>> number_list(const std::string& text, size_t count, const char* parameter,
+                                            const char* form) {
   if (text.empty()) return std::nullopt;
-  const auto comma = text.find(',');
+  std::vector<int> numbers;
+  size_t start = 0;
   try {
-    size_t first_end = 0, second_end = 0;
-    if (comma == std::string::npos) throw std::invalid_argument("no comma");
-    const int first = std::stoi(text.substr(0, comma), &first_end);
-    const int second = std::stoi(text.substr(comma + 1), &second_end);
-    if (first_end != comma || second_end != text.size() - comma - 1) throw std::invalid_argument("trailing text");
-    return std::pair{first, second};
+    while (numbers.size() < count) {
+      const size_t comma = numbers.size() + 1 < count ? text.find(',', start) : text.size();
+      if (comma == std::string::npos) throw std::invalid_argument("too few numbers");
+      const std::string part = text.substr(start, comma - start);
+      size_t end = 0;
+      numbers.push_back(std::stoi(part, &end));
+      if (end != part.size()) throw std::invalid_argument("trailing text");
+      start = comma + 1;
+    }
   } catch (const std::logic_error&) {
-    throw InvalidParameter(parameter, "'" + text + "' is not " + form + " (two whole numbers and a comma)");
+    throw InvalidParameter(parameter, "'" + text + "' is not " + form + " (" + std::to_string(count) +
+                                          " whole numbers with commas between)");
+  }
+  return numbers;
+}
+
+std::optional<std::pair<int, int>> number_pair(const std::string& text, const char* parameter, const char* form) {
+  const auto numbers = number_list(text, 2, parameter, form);
+  if (!numbers) return std::nullopt;
+  return std::pair{(*numbers)[0], (*numbers)[1]};
+}
+
+// The init image and mask files, read before loading so a bad file fails at once.
+void read_source_images(GenerateOptions& o) {
+  if (!o.init_image.empty()) o.request.init_image = image::read_png(o.init_image).pixels;
+  if (!o.mask.empty()) {
+    if (o.init_image.empty()) throw InvalidParameter("mask", "needs an init image to repaint (--init-image)");
+    o.request.mask = image::read_png(o.mask).pixels;
+  }
+  if (const auto sides = number_list(o.outpaint, 4, "outpaint", "LEFT,RIGHT,TOP,BOTTOM")) {
+    o.request.outpaint = image::Padding{(*sides)[0], (*sides)[1], (*sides)[2], (*sides)[3]};
   }
 }
 
@@ -80,6 +107,7 @@ void run_generate(GenerateOptions o) {
   const bool builtin = o.model.empty();
   if (builtin) o.model = builtin_model_dir().string();
   parse_size_conditioning(o);
+  read_source_images(o);
   const auto validated = pipeline::validate(o.request);
   check_files(o);
   const auto preview = explain::preview_mode_from_name(o.preview);
@@ -169,6 +197,19 @@ void add_generate_command(CLI::App& app) {
                       "SDXL size conditioning X,Y: top-left corner of the crop (default 0,0)");
   command->add_option("--target-size", options->target_size,
                       "SDXL size conditioning W,H: the size asked for (default: the image's)");
+  command->add_option("--init-image", options->init_image,
+                      "img2img: the PNG to start from (the run takes its size unless --width/--height resize it)");
+  command->add_option("--strength", p.strength,
+                      "img2img: how much to change the init image, (0, 1]: the last steps x strength steps run "
+                      "(default 0.75)");
+  command->add_option("--mask", options->mask,
+                      "Inpainting: PNG, white repaints and black keeps (greyscale at 128; resized to the init image)");
+  command->add_option("--mask-blur", p.mask_blur, "Pixels of blur where the result meets the kept image")
+      ->capture_default_str();
+  command->add_option("--outpaint", options->outpaint,
+                      "Outpainting: pixels to add LEFT,RIGHT,TOP,BOTTOM around the init image, then repaint them");
+  command->add_option("--outpaint-fill", p.outpaint_fill, "What the new area starts as: edge (border colours) or noise")
+      ->capture_default_str();
   command->add_option("--batch-count", p.batch_count, "Images to make; OUT.png becomes OUT-<seed>.png")
       ->capture_default_str();
   command->add_option("--tokenizer", options->tokenizer,

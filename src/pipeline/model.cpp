@@ -228,4 +228,15 @@ at::Tensor StableDiffusionModel::decode_latents(const at::Tensor& latents, const
   return image;
 }
 
+at::Tensor StableDiffusionModel::encode_image(const at::Tensor& image, at::Generator* generator) {
+  torch::NoGradGuard no_grad;
+  const auto distribution = vae->encode(image.to(options_.dtype));
+  at::Tensor latents = distribution.mean.to(at::kFloat);
+  if (generator) {
+    const at::Tensor eps = at::randn(distribution.mean.sizes(), *generator, at::kFloat);
+    latents = latents + distribution.std.to(at::kFloat) * eps;
+  }
+  return latents * vae->config.scaling_factor;
+}
+
 }  // namespace diffuse::pipeline

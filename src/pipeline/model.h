@@ -29,7 +29,7 @@ struct LoadOptions {
   // runs once per prompt, and its output conditions every step. SDXL's encoders (0.8 G parameters,
   // 3.3 GB in fp32, beside a 5.1 GB bf16 UNet) take this type, to fit 1024x1024 in 8 GiB.
   at::ScalarType dtype = at::kFloat;
-  // Frees the text encoder once text_to_image has encoded its prompts; a later new prompt loads
+  // Frees the text encoder once generate_image has encoded its prompts; a later new prompt loads
   // it again.
   bool low_memory = false;
   // Decodes latents larger than the VAE's training size in overlapping tiles, so memory stays
@@ -71,6 +71,10 @@ class StableDiffusionModel {
   // `on_tile(done, total)` after each of decode_tile_count() parts (one, unless tiling).
   at::Tensor decode_latents(const at::Tensor& latents, const std::function<void(int, int)>& on_tile = {});
   int decode_tile_count(const at::Tensor& latents) const;
+  // Images in [-1, 1], [1, 3, H, W] fp32 -> scaled latents (fp32, as samplers hold them): a sample of
+  // the VAE's latent distribution with eps from `generator` (fp32, as diffusers draws it), or its
+  // mean without one.
+  at::Tensor encode_image(const at::Tensor& image, at::Generator* generator);
   // With LoadOptions::low_memory, frees the text encoders (prompts already encoded stay cached).
   void release_text_encoder_if_low_memory();
 
@@ -80,7 +84,10 @@ class StableDiffusionModel {
   // Pixels per latent along a side, and the image side the model was trained at.
   int vae_scale_factor() const { return vae->config.downscale_factor(); }
   int default_image_size() const { return unet->config.sample_size * vae_scale_factor(); }
-  int latent_channels() const { return unet->config.in_channels; }
+  int latent_channels() const { return vae->config.latent_channels; }
+  // An inpainting model: its UNet also reads the mask and the masked image's latents
+  // (1 + latent_channels more input channels, 9 for SD's).
+  bool is_inpainting() const { return unet->config.in_channels == 2 * latent_channels() + 1; }
   // SDXL: two text encoders, the pooled embedding and the size conditioning (text_time).
   bool is_sdxl() const { return unet->config.text_time(); }
 

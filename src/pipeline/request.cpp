@@ -4,21 +4,15 @@
 #include <sstream>
 
 #include "pipeline/model.h"
+#include "pipeline/source_image.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace diffuse::pipeline {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// Python's str(float) for the values people type: 7 -> "7", 7.5 -> "7.5".
-std::string format_number(double value) {
-  std::ostringstream out;
-  out.precision(6);
-  out << value;
-  return out.str();
-}
 
 void check_side(const char* parameter, int value, int multiple) {
   if (value <= 0 || value % multiple != 0) {
@@ -80,16 +74,18 @@ ResolvedRequest validate(const GenerationRequest& request) {
   if (!request.timestep_spacing.empty()) sampler.timestep_spacing = sampling::parse_spacing(request.timestep_spacing);
   if (!request.prediction.empty()) sampler.prediction = sampling::parse_prediction(request.prediction);
   sampling::validate(sampler);
+  validate_source(request, resolved);
   return resolved;
 }
 
 ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionModel& model) {
   ResolvedRequest resolved = request;
   const int trained = model.default_image_size();
-  if (resolved.width == 0) resolved.width = trained;
-  if (resolved.height == 0) resolved.height = trained;
   // The UNet halves the latent once per level below the top; every level must divide evenly.
   const int grid = std::max(8, model.vae_scale_factor() << (model.unet->config.levels() - 1));
+  size_from_source(resolved, grid);
+  if (resolved.width == 0) resolved.width = trained;
+  if (resolved.height == 0) resolved.height = trained;
   check_side("width", resolved.width, grid);
   check_side("height", resolved.height, grid);
   sampling::validate_for(resolved.sampler, model.scheduler);
@@ -119,6 +115,7 @@ ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionMod
     if (area_ratio > 1) warning << ", and steps that take far longer";
     resolved.warnings.push_back(warning.str());
   }
+  prepare_source(resolved, model.is_inpainting());
   return resolved;
 }
 
@@ -148,6 +145,12 @@ std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, cons
   if (sampler.eta != 0) text << ", Eta: " << format_number(sampler.eta);
   if (sampler.timestep_spacing) text << ", Timestep spacing: " << sampling::name_of(*sampler.timestep_spacing);
   if (request.clip_skip > 1) text << ", Clip skip: " << request.clip_skip;
+  if (request.has_init_image()) text << ", Denoising strength: " << format_number(request.strength);
+  if (request.inpainting()) text << ", Mask blur: " << format_number(request.mask_blur);
+  if (request.outpaint) {
+    const auto& pad = *request.outpaint;
+    text << ", Outpaint: " << pad.left << "," << pad.right << "," << pad.top << "," << pad.bottom << " " << request.outpaint_fill;
+  }
   return text.str();
 }
 

@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include <ATen/ATen.h>
+
+#include "image/image_edit.h"
 #include "sampling/sampling.h"
 
 namespace diffuse::pipeline {
@@ -47,6 +50,36 @@ struct GenerationRequest {
   std::optional<ImageSize> original_size;
   std::optional<CropOffset> crop_coords;
   std::optional<ImageSize> target_size;
+
+  // img2img: the picture to start from, uint8 [H, W, C] as read_png() gives it (grey becomes RGB,
+  // alpha is ignored). Resized to width x height when they are given; otherwise the run takes its
+  // size, rounded down to the model's latent grid.
+  at::Tensor init_image;
+  // How much of the schedule runs from the noised init image, (0, 1]: the last int(steps x
+  // strength) steps (diffusers' and AUTOMATIC1111's denoising strength). Unset: 0.75 with an init
+  // image; without one it must stay unset.
+  std::optional<double> strength;
+  // Inpainting: uint8 [H, W, C]; white (grey >= 128 after PIL's luma conversion) is repainted,
+  // black kept. Resized to the init image's size when it differs. Models with a 9-channel UNet
+  // (inpainting models) see the mask and the masked image; others blend the noised init image back
+  // outside the mask after every step.
+  at::Tensor mask;
+  // Pixels of Gaussian blur on the mask's edge where the result is pasted over the init image
+  // (AUTOMATIC1111's default, 4); the latent mask stays the unblurred one, binarized.
+  double mask_blur = 4;
+  // Outpainting: pixels added on each side of the init image; the new area is filled
+  // (outpaint_fill: "edge" repeats the border colours, "noise" puts random colours from the seed)
+  // and repainted (mask_blur pixels into the old image too, so the seam blends).
+  std::optional<image::Padding> outpaint;
+  std::string outpaint_fill = "edge";
+};
+
+// What an img2img or inpainting run starts from, prepared once for every image of the request.
+struct SourceImage {
+  at::Tensor image;        // float [1, 3, H, W] in [-1, 1], what the VAE encodes
+  at::Tensor pixels;       // uint8 [H, W, 3]: the same picture, pasted back outside the mask
+  at::Tensor mask;         // float [1, 1, H, W], 1 = repaint, binarized at 0.5; undefined for img2img
+  at::Tensor paste_mask;   // float [H, W] in [0, 1]: the mask blurred by mask_blur, for the paste
 };
 
 // A request that passed validate() (and, once a model is loaded, resolve()).
@@ -64,6 +97,18 @@ struct ResolvedRequest {
   std::optional<CropOffset> crop_coords;
   std::optional<ImageSize> target_size;
   sampling::SamplerOptions sampler;
+  // img2img / inpainting: validate() checks and keeps the request's images; resolve() prepares
+  // `source` at the run's size.
+  at::Tensor init_image;
+  at::Tensor mask;
+  double strength = 1.0;
+  int first_step = 0;  // sampling::first_step_for_strength(steps, strength)
+  double mask_blur = 0;
+  std::optional<image::Padding> outpaint;
+  std::string outpaint_fill;
+  SourceImage source;
+  bool has_init_image() const { return init_image.defined(); }
+  bool inpainting() const { return mask.defined() || outpaint.has_value(); }
   // What will run but may not give what the user hopes (a size far from the model's training
   // size): for the front end to show. Filled by resolve().
   std::vector<std::string> warnings;

@@ -20,11 +20,24 @@ struct RunContext {
   const Schedule& schedule;
   at::Generator& generator;
   const StepCallback& callback;
+  // The requested step the run begins at (img2img starts part-way down the schedule), and what
+  // replaces the latents after each step (inpainting's blend with the noised image); see sample_from.
+  int first_step = 0;
+  const StepHook& after_step;
 
   // A unit Gaussian draw shaped like `like`, from the run's generator on the CPU (as diffusers'
   // randn_tensor does with a CPU generator), then moved to `like`'s device.
   at::Tensor draw_noise(const at::Tensor& like) const;
-  void report(int step, const at::Tensor& latents, const at::Tensor& denoised) const;
+  // Ends requested step `step`: applies after_step, reports, and returns the latents to go on with.
+  at::Tensor finish_step(int step, at::Tensor latents, const at::Tensor& denoised) const;
+};
+
+// What the latents a sampler holds mean, which decides how an image's latents are noised to a
+// step's level (diffusers' add_noise of the scheduler class).
+enum class LatentFrame {
+  KDiffusion,          // x0 + sigma * noise (the Euler family, LMS, Heun, DPM2, the k-diffusion SDE samplers)
+  VariancePreserving,  // alpha * x0 + sigma_vp * noise from the k-sigma (DPM-Solver, UniPC, DEIS)
+  TrainingTimestep,    // sqrt(alphas_cumprod[t]) x0 + sqrt(1 - alphas_cumprod[t]) noise (DDIM, PLMS, LCM)
 };
 
 class Sampler {
@@ -38,9 +51,14 @@ class Sampler {
   // Whether --schedule may respace the sigmas (karras, exponential, sgm_uniform). Samplers that
   // step on integer training timesteps (ddim, plms, lcm) cannot.
   virtual bool offers_schedules() const { return true; }
+  virtual LatentFrame frame() const { return LatentFrame::KDiffusion; }
+  // diffusers' scheduler.order: schedule entries per requested step (2 for Heun and DPM2, whose
+  // schedules list each inner point twice). Step s begins at schedule entry s * order().
+  virtual int order() const { return 1; }
   // diffusers' set_timesteps for the scheduler class this sampler reproduces.
   virtual Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const = 0;
-  // Runs every step from `x` (noise already scaled by init_noise_sigma); returns the final latents.
+  // Runs steps context.first_step.. from `x` (noise scaled by init_noise_sigma, or an image's
+  // latents noised to the first step's level); returns the final latents.
   virtual at::Tensor run(const RunContext& context, at::Tensor x) const = 0;
 };
 

@@ -1,8 +1,12 @@
 // The registry of samplers and the public entry points of sampling.h.
 #include "sampling/sampling.h"
 
+#include <cmath>
+
+#include "sampling/noise_schedule.h"
 #include "sampling/sampler.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace diffuse::sampling {
 
@@ -95,8 +99,10 @@ at::Tensor RunContext::draw_noise(const at::Tensor& like) const {
       .to(like.device());
 }
 
-void RunContext::report(int step, const at::Tensor& latents, const at::Tensor& denoised) const {
-  if (callback) callback(StepInfo{step, options.steps, latents, denoised});
+at::Tensor RunContext::finish_step(int step, at::Tensor latents, const at::Tensor& denoised) const {
+  if (after_step) latents = after_step(step, latents);
+  if (callback) callback(StepInfo{step - first_step, options.steps - first_step, latents, denoised});
+  return latents;
 }
 
 Prediction parse_prediction(const std::string& name) { return kPredictions.parse(name); }
@@ -137,17 +143,65 @@ Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& opti
 
 at::Tensor sample(const ModelFn& model, const SchedulerConfig& config, const SamplerOptions& options,
                   const at::Tensor& noise, at::Generator& generator, const StepCallback& callback) {
+  const double init_noise_sigma = make_schedule(config, options).init_noise_sigma;
+  // float32 multiply, as diffusers' `latents * scheduler.init_noise_sigma`.
+  const at::Tensor x = init_noise_sigma == 1.0 ? noise.clone() : noise * static_cast<float>(init_noise_sigma);
+  return sample_from(model, config, options, 0, x, generator, callback);
+}
+
+at::Tensor sample_from(const ModelFn& model, const SchedulerConfig& config, const SamplerOptions& options,
+                       int first_step, const at::Tensor& start, at::Generator& generator,
+                       const StepCallback& callback, const StepHook& after_step) {
   const SchedulerConfig effective = effective_config(config, options);
   const Schedule schedule = make_schedule(effective, options);
-  if (noise.scalar_type() != at::kFloat) {
-    throw Error("sampling: initial noise must be float32, got " + std::string(at::toString(noise.scalar_type())));
+  if (start.scalar_type() != at::kFloat) {
+    throw Error("sampling: starting latents must be float32, got " + std::string(at::toString(start.scalar_type())));
   }
-  const RunContext context{model, effective, options, schedule, generator, callback};
-  // float32 multiply, as diffusers' `latents * scheduler.init_noise_sigma`.
-  const at::Tensor x = schedule.init_noise_sigma == 1.0
-                           ? noise.clone()
-                           : noise * static_cast<float>(schedule.init_noise_sigma);
-  return find_sampler(options.sampler).run(context, x);
+  if (first_step < 0 || first_step >= options.steps) {
+    throw Error("sampling: first step " + std::to_string(first_step) + " is outside the run's " +
+                std::to_string(options.steps) + " steps");
+  }
+  const RunContext context{model, effective, options, schedule, generator, callback, first_step, after_step};
+  return find_sampler(options.sampler).run(context, start.clone());
+}
+
+int first_step_for_strength(int steps, double strength) {
+  if (!(strength > 0 && strength <= 1)) {
+    throw InvalidParameter("strength", format_number(strength) + " is outside (0, 1]");
+  }
+  // Python's int(num_inference_steps * strength): the double product, truncated.
+  const int kept = std::min(static_cast<int>(static_cast<double>(steps) * strength), steps);
+  if (kept < 1) {
+    throw InvalidParameter("strength", format_number(strength) + " with " + std::to_string(steps) +
+                                           " steps runs no step (int(steps x strength) = 0): raise steps or strength");
+  }
+  return steps - kept;
+}
+
+at::Tensor add_noise(const SchedulerConfig& config, const SamplerOptions& options, const at::Tensor& original,
+                     const at::Tensor& noise, int step) {
+  if (step >= options.steps) return original;
+  const SchedulerConfig effective = effective_config(config, options);
+  const Sampler& sampler = find_sampler(options.sampler);
+  const Schedule schedule = sampler.make_schedule(effective, options);
+  const size_t entry = static_cast<size_t>(step) * sampler.order();
+  switch (sampler.frame()) {
+    case LatentFrame::KDiffusion:
+      return original + noise * static_cast<float>(schedule.sigmas.at(entry));
+    case LatentFrame::VariancePreserving: {
+      // diffusers' _sigma_to_alpha_sigma_t, on its float32 sigma.
+      const auto sigma = static_cast<float>(schedule.sigmas.at(entry));
+      const float alpha_t = 1.0f / std::sqrt(sigma * sigma + 1.0f);
+      return original * alpha_t + noise * (sigma * alpha_t);
+    }
+    case LatentFrame::TrainingTimestep: {
+      const at::Tensor alphas = alphas_cumprod(effective, /*sigma_safe=*/false).contiguous();
+      const auto t = static_cast<int64_t>(schedule.timesteps.at(entry));
+      const float alpha = alphas.data_ptr<float>()[t];
+      return original * std::sqrt(alpha) + noise * std::sqrt(1.0f - alpha);
+    }
+  }
+  throw std::logic_error("a latent frame without add_noise");
 }
 
 std::vector<std::pair<std::string, std::string>> sampler_names() {

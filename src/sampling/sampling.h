@@ -69,12 +69,14 @@ struct SamplerOptions {
 };
 
 struct StepInfo {
-  int step;                   // 0-based, one per requested step (heun's two evaluations count once)
-  int total;                  // options.steps
+  int step;                   // 0-based, one per step run (heun's two evaluations count once)
+  int total;                  // steps run: options.steps, less the steps an img2img run skips
   const at::Tensor& latents;  // x after this step, in the sampler's own space (as diffusers holds it)
   const at::Tensor& denoised; // the predicted x0 this step used
 };
 using StepCallback = std::function<void(const StepInfo&)>;
+// Given requested step `step` (0-based) and the latents it produced, the latents to go on with.
+using StepHook = std::function<at::Tensor(int step, const at::Tensor& latents)>;
 
 // What diffusers' set_timesteps produces: `timesteps` has one entry per model evaluation (heun has
 // 2*steps-1) and holds the values handed to the model; `sigmas` are diffusers' `scheduler.sigmas`
@@ -102,6 +104,25 @@ Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& opti
 // them to the VAE (before 1/scaling_factor).
 at::Tensor sample(const ModelFn& model, const SchedulerConfig& config, const SamplerOptions& options,
                   const at::Tensor& noise, at::Generator& generator, const StepCallback& callback = {});
+
+// img2img's start, as diffusers' get_timesteps: a run of `steps` at `strength` (0, 1] runs the last
+// int(steps * strength) of them, so it begins at requested step steps - int(steps * strength).
+// Throws InvalidParameter naming `strength` when that leaves no step to run.
+int first_step_for_strength(int steps, double strength);
+
+// `original` (clean latents) noised with `noise` to the level the latents have when requested step
+// `step` begins, in the sampler's own frame, as the diffusers scheduler's add_noise does (float32
+// throughout). `step` == options.steps gives `original` itself: the level after the last step.
+at::Tensor add_noise(const SchedulerConfig& config, const SamplerOptions& options, const at::Tensor& original,
+                     const at::Tensor& noise, int step);
+
+// sample() from part-way down the schedule: `start` is the latents at the level of requested step
+// `first_step` (add_noise() of an image's latents; at first_step 0 also noise * init_noise_sigma),
+// as diffusers' img2img and inpainting pipelines begin. `after_step`, when set, replaces the latents
+// after each step (inpainting with an ordinary UNet blends the noised image back outside the mask).
+at::Tensor sample_from(const ModelFn& model, const SchedulerConfig& config, const SamplerOptions& options,
+                       int first_step, const at::Tensor& start, at::Generator& generator,
+                       const StepCallback& callback = {}, const StepHook& after_step = {});
 
 // Every sampler: name and a one-line description, in the order the CLI should list them.
 std::vector<std::pair<std::string, std::string>> sampler_names();

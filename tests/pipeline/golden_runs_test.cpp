@@ -1,5 +1,6 @@
-// Whole text-to-image runs against diffusers, from the seed alone (never the saved noise), for
-// every fixture model (SD 1.x, SD 2.x v-prediction, SDXL) and both file layouts. Tolerances: final latents within 1e-3 of the
+// Whole runs against diffusers, from the seed alone (never the saved noise), for every fixture
+// model (SD 1.x, SD 2.x v-prediction, SDXL, the 9-channel inpainting model) and both file layouts:
+// text to image, img2img (the init image as its PNG loads) and inpainting (init image and mask PNGs). Tolerances: final latents within 1e-3 of the
 // reference's largest magnitude; the 8-bit image within 1 level everywhere and under 0.2 level on
 // average (float rounding flips the odd pixel across a level boundary, never many).
 #include <gtest/gtest.h>
@@ -7,6 +8,8 @@
 #include <set>
 #include <tuple>
 
+#include "image/png_file.h"
+#include "image/tensor_image.h"
 #include "pipeline/generation.h"
 #include "support/fixtures.h"
 
@@ -47,15 +50,15 @@ std::string case_name(const ::testing::TestParamInfo<RunCase>& info) {
   return name;
 }
 
-std::vector<RunCase> text_to_image_runs() {
+std::vector<RunCase> fixture_runs() {
   std::set<std::string> implemented;
   for (const auto& [name, description] : sampling::sampler_names()) implemented.insert(name);
   std::vector<RunCase> cases;
-  for (const std::string model : {"tiny-sd1", "tiny-sd2v", "tiny-sdxl"}) {
+  for (const std::string model : {"tiny-sd1", "tiny-sd2v", "tiny-sdxl", "tiny-sd1-inpaint"}) {
     const auto manifest = read_json(fixtures_dir() / model / "manifest.json");
     for (const auto& run : manifest.at("runs")) {
       const auto id = run.at("id").get<std::string>();
-      if (id.rfind("t2i_", 0) != 0 || !implemented.count(run.at("cli").at("sampler").get<std::string>())) continue;
+      if (!implemented.count(run.at("cli").at("sampler").get<std::string>())) continue;
       for (bool single_file : {false, true}) cases.push_back({model, single_file, id});
     }
   }
@@ -82,7 +85,12 @@ StableDiffusionModel& fixture_model(const std::string& model, bool single_file, 
   return *slot;
 }
 
-GenerationRequest request_of(const nlohmann::json& run) {
+// Pixels of a fixture PNG, as the reference pipeline loaded them.
+at::Tensor fixture_png(const fs::path& refs, const nlohmann::json& name) {
+  return image::read_png(refs / name.get<std::string>()).pixels;
+}
+
+GenerationRequest request_of(const nlohmann::json& run, const fs::path& refs) {
   GenerationRequest request;
   request.prompt = run.at("prompt").get<std::string>();
   if (!run.at("negative_prompt").is_null()) request.negative_prompt = run.at("negative_prompt").get<std::string>();
@@ -105,6 +113,14 @@ GenerationRequest request_of(const nlohmann::json& run) {
     request.crop_coords = CropOffset{crop.at(1), crop.at(0)};
     request.target_size = ImageSize{target.at(1), target.at(0)};
   }
+  if (run.contains("init_image_png")) {
+    request.init_image = fixture_png(refs, run.at("init_image_png"));
+    request.strength = run.at("strength").get<double>();
+  }
+  if (run.contains("mask_png")) {
+    request.mask = fixture_png(refs, run.at("mask_png"));
+    request.mask_blur = 0;  // diffusers' mask, binarized, with no blur
+  }
   return request;
 }
 
@@ -118,7 +134,8 @@ TEST_P(GoldenRuns, MatchesDiffusersFromSeed) {
     if (candidate.at("id") == param.run_id) run = candidate;
   }
   ASSERT_FALSE(run.is_null());
-  const auto request = request_of(run);
+  const auto refs = fixtures_dir() / param.model / "refs";
+  const auto request = request_of(run, refs);
   auto& model = fixture_model(param.model, param.single_file,
                               param.single_file && needs_folder_scheduler(request.sampler));
   const auto params = resolve(request, model);
@@ -129,12 +146,18 @@ TEST_P(GoldenRuns, MatchesDiffusersFromSeed) {
     EXPECT_EQ(model.tokenizer_2->encode_padded(params.prompt), run.at("prompt_input_ids_2").get<std::vector<int64_t>>());
   }
 
-  const auto refs = fixtures_dir() / param.model / "refs";
-  const auto result = text_to_image(model, params);
+  const auto result = generate_image(model, params);
+  // Inpainting pastes the init image back outside the mask; the reference is the decode itself.
+  const auto pixels = params.inpainting() ? image::to_uint8_image(model.decode_latents(result.latents))[0] : result.pixels;
+  if (params.inpainting()) {
+    const auto kept = (params.source.mask[0][0] < 0.5f).unsqueeze(2).expand_as(result.pixels);
+    EXPECT_TRUE(result.pixels.masked_select(kept).equal(params.source.pixels.masked_select(kept)))
+        << "pixels outside the mask must be the init image's";
+  }
   const double latent_error = relative_max_error(result.latents, read_reference(refs / run.at("final_latents")));
   const auto expected_pixels =
       (read_reference(refs / run.at("image")) * 255).round().clamp(0, 255).to(at::kShort).squeeze(0);
-  const auto pixel_diff = (result.pixels.to(at::kShort) - expected_pixels).abs();
+  const auto pixel_diff = (pixels.to(at::kShort) - expected_pixels).abs();
   const int max_levels = pixel_diff.max().item<int>();
   const double mean_levels = pixel_diff.to(at::kFloat).mean().item<double>();
   std::printf("%s %s %s: latents %.2e, image max %d mean %.3f levels\n", param.model.c_str(),
@@ -146,7 +169,7 @@ TEST_P(GoldenRuns, MatchesDiffusersFromSeed) {
   EXPECT_LT(mean_levels, kImageMeanLevels);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenRuns, ::testing::ValuesIn(text_to_image_runs()), case_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenRuns, ::testing::ValuesIn(fixture_runs()), case_name);
 
 }  // namespace
 }  // namespace diffuse::pipeline

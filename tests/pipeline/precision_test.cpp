@@ -28,7 +28,7 @@ TEST_P(Bf16Generation, DrawsTheFp32ImageFromTheSameSeed) {
     request.negative_prompt = "blurry";
     request.seed = 42;
     request.steps = 8;
-    images[dtype] = text_to_image(model, resolve(request, model)).pixels;
+    images[dtype] = generate_image(model, resolve(request, model)).pixels;
   }
   ASSERT_EQ(images[at::kBFloat16].sizes(), images[at::kFloat].sizes());
   const double db = psnr_8bit(images[at::kFloat], images[at::kBFloat16]);

@@ -207,7 +207,7 @@ TEST(GenerationBatch, OneImagePerSeedWithProgressAndCancel) {
   GenerationRequest second = request;
   second.seed = 6;
   second.batch_count = 1;
-  const auto alone = text_to_image(model, resolve(second, model));
+  const auto alone = generate_image(model, resolve(second, model));
   std::vector<at::Tensor> batch;
   generate(model, resolved, {}, [&](const GeneratedImage& image) { batch.push_back(image.pixels); });
   EXPECT_TRUE(batch.at(1).equal(alone.pixels));

@@ -22,6 +22,7 @@ class DdimSampler final : public Sampler {
   }
   bool uses_eta() const override { return true; }
   bool offers_schedules() const override { return false; }
+  LatentFrame frame() const override { return LatentFrame::TrainingTimestep; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     Schedule schedule;
@@ -44,7 +45,7 @@ class DdimSampler final : public Sampler {
     const int stride = config.num_train_timesteps / context.options.steps;
 
     const auto& timesteps = context.schedule.timesteps;
-    for (size_t i = 0; i < timesteps.size(); ++i) {
+    for (size_t i = context.first_step; i < timesteps.size(); ++i) {
       const auto t = static_cast<int64_t>(timesteps[i]);
       const int64_t prev_t = t - stride;
       if (t < 0 || t >= alphas.numel()) {
@@ -68,7 +69,7 @@ class DdimSampler final : public Sampler {
       const at::Tensor direction = noise_pred * std::sqrt(1.0f - alpha_prev - std_dev * std_dev);
       x = denoised * std::sqrt(alpha_prev) + direction;
       if (eta > 0) x = x + context.draw_noise(model_output) * std_dev;
-      context.report(static_cast<int>(i), x, denoised);
+      x = context.finish_step(static_cast<int>(i), x, denoised);
     }
     return x;
   }

@@ -23,6 +23,8 @@ class DeisSampler final : public Sampler {
   std::string display_name() const override { return "DEIS"; }
   std::string description() const override { return "DEIS, second order exponential integrator multistep"; }
 
+  LatentFrame frame() const override { return LatentFrame::VariancePreserving; }
+
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     return dpm_solver_schedule(config, resolve_spacing(config, options, Spacing::Linspace),
                                resolve_sigma_schedule(config, options), options.steps, /*final_sigma_min=*/true);
@@ -33,7 +35,7 @@ class DeisSampler final : public Sampler {
     const auto& timesteps = context.schedule.timesteps;
     const int count = static_cast<int>(timesteps.size());
     at::Tensor previous_noise;
-    for (int k = 0; k < count; ++k) {
+    for (int k = context.first_step; k < count; ++k) {
       const VpLevel here = vp_level(sigmas[k]);
       const VpLevel next = vp_level(sigmas[k + 1]);
       const at::Tensor output = context.model(x, timesteps[k]);
@@ -55,7 +57,7 @@ class DeisSampler final : public Sampler {
         x = (x / here.alpha + noise * coef1 + previous_noise * coef2) * next.alpha;
       }
       previous_noise = noise;
-      context.report(k, x, denoised);
+      x = context.finish_step(k, x, denoised);
     }
     return x;
   }

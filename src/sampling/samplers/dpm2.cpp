@@ -65,6 +65,8 @@ class Dpm2Sampler final : public Sampler {
                       : "DPM2, second order midpoint solver, two model calls per step";
   }
 
+  int order() const override { return 2; }
+
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     const SigmaSchedule sigma_schedule = resolve_sigma_schedule(config, options);
     Schedule single = discrete_sigma_schedule(config, resolve_spacing(config, options, Spacing::Linspace),
@@ -102,7 +104,7 @@ class Dpm2Sampler final : public Sampler {
     const Dpm2Tables tables = make_tables(plain, ancestral_);
     const Prediction prediction = context.config.prediction;
 
-    for (int j = 0; j < steps; ++j) {
+    for (int j = context.first_step; j < steps; ++j) {
       const float sigma = tables.sigmas[j];
       const float midpoint = tables.interpolated[ancestral_ ? j : j + 1];
       at::Tensor output = context.model(x / std::sqrt(sigma * sigma + 1.0f), timesteps[2 * j]);
@@ -112,7 +114,7 @@ class Dpm2Sampler final : public Sampler {
       const at::Tensor start = x;
       x = x + (x - denoised) / sigma * (midpoint - sigma);
       if (static_cast<size_t>(2 * j + 1) >= timesteps.size()) {  // the last step: Euler to sigma 0
-        context.report(j, x, denoised);
+        x = context.finish_step(j, x, denoised);
         break;
       }
 
@@ -123,7 +125,7 @@ class Dpm2Sampler final : public Sampler {
       const float target = ancestral_ ? tables.down[j] : tables.sigmas[j + 1];
       x = start + derivative * (target - sigma);
       if (ancestral_) x = x + noise * tables.up[j];
-      context.report(j, x, denoised_mid);
+      x = context.finish_step(j, x, denoised_mid);
     }
     return x;
   }

@@ -30,6 +30,8 @@ class DpmSolverPlusPlus2M final : public Sampler {
                 : "DPM-Solver++(2M), second order multistep";
   }
 
+  LatentFrame frame() const override { return LatentFrame::VariancePreserving; }
+
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     return dpm_solver_schedule(config, resolve_spacing(config, options, Spacing::Linspace),
                                resolve_sigma_schedule(config, options), options.steps);
@@ -41,7 +43,7 @@ class DpmSolverPlusPlus2M final : public Sampler {
     const size_t count = timesteps.size();
     at::Tensor previous_denoised;  // the model's x0 from the step before, once there is one
 
-    for (size_t i = 0; i < count; ++i) {
+    for (size_t i = context.first_step; i < count; ++i) {
       const NoiseLevel here = level_at(sigmas[i]);
       const NoiseLevel next = level_at(sigmas[i + 1]);
       const at::Tensor model_output = context.model(x, timesteps[i]);
@@ -61,7 +63,7 @@ class DpmSolverPlusPlus2M final : public Sampler {
       x = sde_ ? sde_update(x, denoised, correction, noise, here, next, h)
                : ode_update(x, denoised, correction, here, next, h);
       previous_denoised = denoised;
-      context.report(static_cast<int>(i), x, denoised);
+      x = context.finish_step(static_cast<int>(i), x, denoised);
     }
     return x;
   }

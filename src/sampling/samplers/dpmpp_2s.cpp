@@ -32,6 +32,7 @@ class DpmSolverPlusPlus2S final : public Sampler {
   std::string name() const override { return "dpm++2s"; }
   std::string display_name() const override { return "DPM++ 2S"; }
   std::string description() const override { return "DPM-Solver++(2S), second order singlestep"; }
+  LatentFrame frame() const override { return LatentFrame::VariancePreserving; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     // The singlestep scheduler always spaces like linspace, whatever the config says; only an
@@ -46,7 +47,7 @@ class DpmSolverPlusPlus2S final : public Sampler {
     const auto orders = singlestep_orders(static_cast<int>(timesteps.size()));
     at::Tensor previous_denoised;
     at::Tensor pair_start;  // x where the current pair of steps began
-    for (size_t i = 0; i < timesteps.size(); ++i) {
+    for (size_t i = context.first_step; i < timesteps.size(); ++i) {
       const VpLevel here = vp_level(sigmas[i]);
       const VpLevel next = vp_level(sigmas[i + 1]);
       const at::Tensor output = context.model(x, timesteps[i]);
@@ -65,7 +66,7 @@ class DpmSolverPlusPlus2S final : public Sampler {
         x = pair_start * (next.sigma / start.sigma) - previous_denoised * decay - d1 * (0.5f * decay);
       }
       previous_denoised = denoised;
-      context.report(static_cast<int>(i), x, denoised);
+      x = context.finish_step(static_cast<int>(i), x, denoised);
     }
     return x;
   }
@@ -87,7 +88,7 @@ class DpmSolverPlusPlus2SAncestral final : public Sampler {
   at::Tensor run(const RunContext& context, at::Tensor x) const override {
     const SigmaDenoiser denoise(context.model, context.config);
     const auto& sigmas = context.schedule.sigmas;
-    for (size_t i = 0; i + 1 < sigmas.size(); ++i) {
+    for (size_t i = context.first_step; i + 1 < sigmas.size(); ++i) {
       const double sigma = sigmas[i];
       const at::Tensor denoised = denoise(x, sigma);
       const auto [sigma_down, sigma_up] = ancestral_step(sigma, sigmas[i + 1]);
@@ -104,7 +105,7 @@ class DpmSolverPlusPlus2SAncestral final : public Sampler {
         x = x * static_cast<float>(sigma_down / sigma) - denoised_mid * static_cast<float>(std::expm1(-h));
       }
       if (sigmas[i + 1] > 0) x = x + context.draw_noise(x) * static_cast<float>(sigma_up);
-      context.report(static_cast<int>(i), x, denoised);
+      x = context.finish_step(static_cast<int>(i), x, denoised);
     }
     return x;
   }

@@ -94,13 +94,13 @@ class DpmSolverPlusPlusSde final : public Sampler {
     auto sigma_of = [](double t) { return std::exp(-t); };
     auto t_of = [](double sigma) { return -std::log(sigma); };
 
-    for (size_t i = 0; i + 1 < sigmas.size(); ++i) {
+    for (size_t i = context.first_step; i + 1 < sigmas.size(); ++i) {
       const double sigma = sigmas[i];
       const double sigma_next = sigmas[i + 1];
       const at::Tensor denoised = denoise(x, sigma);
       if (sigma_next == 0) {
         x = x + (x - denoised) / static_cast<float>(sigma) * static_cast<float>(sigma_next - sigma);
-        context.report(static_cast<int>(i), x, denoised);
+        x = context.finish_step(static_cast<int>(i), x, denoised);
         continue;
       }
       const double t = t_of(sigma);
@@ -115,7 +115,7 @@ class DpmSolverPlusPlusSde final : public Sampler {
       const auto [down, up] = ancestral_step(sigma, sigma_next);
       x = x * static_cast<float>(down / sigma) - denoised_mid * static_cast<float>(std::expm1(t - t_of(down)));
       x = x + brownian.normalized_increment(sigma, sigma_next) * static_cast<float>(up);
-      context.report(static_cast<int>(i), x, denoised_mid);
+      x = context.finish_step(static_cast<int>(i), x, denoised_mid);
     }
     return x;
   }

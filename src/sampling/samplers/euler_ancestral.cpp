@@ -31,7 +31,7 @@ class EulerAncestralSampler final : public Sampler {
   at::Tensor run(const RunContext& context, at::Tensor x) const override {
     const auto& sigmas = context.schedule.sigmas;
     const auto& timesteps = context.schedule.timesteps;
-    for (size_t i = 0; i < timesteps.size(); ++i) {
+    for (size_t i = context.first_step; i < timesteps.size(); ++i) {
       const auto sigma = static_cast<float>(sigmas[i]);
       const auto sigma_to = static_cast<float>(sigmas[i + 1]);
       const at::Tensor model_output = context.model(x / std::sqrt(sigma * sigma + 1.0f), timesteps[i]);
@@ -44,7 +44,7 @@ class EulerAncestralSampler final : public Sampler {
       const at::Tensor derivative = (x - denoised) / sigma;
       x = x + derivative * (sigma_down - sigma);
       x = x + context.draw_noise(x) * sigma_up;
-      context.report(static_cast<int>(i), x, denoised);
+      x = context.finish_step(static_cast<int>(i), x, denoised);
     }
     return x;
   }

@@ -20,6 +20,8 @@ class HeunSampler final : public Sampler {
     return "Heun, second order ODE solver, two model calls per step";
   }
 
+  int order() const override { return 2; }
+
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     const Schedule single = discrete_sigma_schedule(
         config, resolve_spacing(config, options, Spacing::Linspace), resolve_sigma_schedule(config, options),
@@ -51,7 +53,7 @@ class HeunSampler final : public Sampler {
     at::Tensor predictor_derivative;
     at::Tensor predictor_start;
 
-    for (size_t k = 0; k < timesteps.size(); ++k) {
+    for (size_t k = 2 * static_cast<size_t>(context.first_step); k < timesteps.size(); ++k) {
       const bool predictor = !in_corrector;
       const auto sigma_here = static_cast<float>(sigmas[k]);
       const at::Tensor model_output =
@@ -73,7 +75,7 @@ class HeunSampler final : public Sampler {
       }
       // Steps end after each corrector, and after the final predictor, which has none.
       const bool last = k + 1 == timesteps.size();
-      if (!predictor || last) context.report(static_cast<int>(k / 2), x, denoised);
+      if (!predictor || last) x = context.finish_step(static_cast<int>(k / 2), x, denoised);
     }
     return x;
   }

@@ -27,6 +27,7 @@ class LcmSampler final : public Sampler {
     return "LCM, for latent-consistency-distilled models (2-8 steps); adds fresh noise each step";
   }
   bool offers_schedules() const override { return false; }
+  LatentFrame frame() const override { return LatentFrame::TrainingTimestep; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     if (options.steps > kOriginalInferenceSteps) {
@@ -50,7 +51,7 @@ class LcmSampler final : public Sampler {
     const float* alpha_at = alphas.data_ptr<float>();
     const auto& timesteps = context.schedule.timesteps;
     const bool clip = config.clip_sample.value_or(false);
-    for (size_t i = 0; i < timesteps.size(); ++i) {
+    for (size_t i = context.first_step; i < timesteps.size(); ++i) {
       const auto t = static_cast<int64_t>(timesteps[i]);
       const at::Tensor output = context.model(x, timesteps[i]);
       const float alpha_t = alpha_at[t];
@@ -69,7 +70,7 @@ class LcmSampler final : public Sampler {
       } else {
         x = denoised;
       }
-      context.report(static_cast<int>(i), x, denoised);
+      x = context.finish_step(static_cast<int>(i), x, denoised);
     }
     return x;
   }

@@ -50,7 +50,7 @@ class LmsSampler final : public Sampler {
     const auto& sigmas = context.schedule.sigmas;
     const auto& timesteps = context.schedule.timesteps;
     std::deque<at::Tensor> derivatives;  // oldest first
-    for (size_t step = 0; step < timesteps.size(); ++step) {
+    for (size_t step = context.first_step; step < timesteps.size(); ++step) {
       const int i = static_cast<int>(step);
       const auto sigma = static_cast<float>(sigmas[i]);
       const at::Tensor model_output = context.model(x / std::sqrt(sigma * sigma + 1.0f), timesteps[i]);
@@ -60,15 +60,18 @@ class LmsSampler final : public Sampler {
 
       const int order = std::min(i + 1, kOrder);
       // Newest derivative first, each weighted by its coefficient (a float32 multiply, as in
-      // diffusers where the Python float coefficient meets a float32 tensor).
+      // diffusers where the Python float coefficient meets a float32 tensor). A run that starts
+      // part-way (img2img) has fewer derivatives than the order: diffusers zips the two lists, so
+      // only the first coefficients apply.
+      const int terms = std::min(order, static_cast<int>(derivatives.size()));
       at::Tensor update;
-      for (int k = 0; k < order; ++k) {
+      for (int k = 0; k < terms; ++k) {
         const auto& derivative = derivatives[derivatives.size() - 1 - k];
         const at::Tensor term = derivative * lms_coefficient(sigmas, order, i, k);
         update = k == 0 ? term : update + term;
       }
       x = x + update;
-      context.report(i, x, denoised);
+      x = context.finish_step(i, x, denoised);
     }
     return x;
   }

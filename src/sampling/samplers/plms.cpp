@@ -23,6 +23,7 @@ class PlmsSampler final : public Sampler {
     return "PLMS (PNDM without Runge-Kutta warm-up), fourth order linear multistep on noise";
   }
   bool offers_schedules() const override { return false; }
+  LatentFrame frame() const override { return LatentFrame::TrainingTimestep; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     // PNDM always spaces like "leading" (arange * ratio + steps_offset) and ignores
@@ -51,10 +52,13 @@ class PlmsSampler final : public Sampler {
     // first step's second prediction is not kept.
     std::vector<at::Tensor> history;
     at::Tensor first_start;  // x before the first step, which is taken twice
-    for (size_t counter = 0; counter < timesteps.size(); ++counter) {
-      auto t = static_cast<int64_t>(timesteps[counter]);
+    // PNDM counts its calls from the run's first timestep (an img2img run's too).
+    const auto first = static_cast<size_t>(context.first_step);
+    for (size_t index = first; index < timesteps.size(); ++index) {
+      const size_t counter = index - first;
+      auto t = static_cast<int64_t>(timesteps[index]);
       int64_t prev_t = t - stride;
-      const at::Tensor output = context.model(x, timesteps[counter]);
+      const at::Tensor output = context.model(x, timesteps[index]);
 
       at::Tensor combined;
       if (counter == 1) {
@@ -76,7 +80,7 @@ class PlmsSampler final : public Sampler {
       const at::Tensor eps = noise_from_alpha_sigma(config.prediction, combined, x, sqrt_alpha, sqrt_beta);
       const at::Tensor denoised = denoised_from_alpha_sigma(config.prediction, combined, x, sqrt_alpha, sqrt_beta);
       x = transfer(x, eps, alpha_t, alpha_prev);
-      if (counter > 0) context.report(static_cast<int>(counter) - 1, x, denoised);
+      if (counter > 0) x = context.finish_step(static_cast<int>(index) - 1, x, denoised);
     }
     return x;
   }

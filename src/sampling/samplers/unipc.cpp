@@ -52,6 +52,8 @@ class UniPcSampler final : public Sampler {
   std::string display_name() const override { return "UniPC"; }
   std::string description() const override { return "UniPC, second order predictor-corrector multistep"; }
 
+  LatentFrame frame() const override { return LatentFrame::VariancePreserving; }
+
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
     return dpm_solver_schedule(config, resolve_spacing(config, options, Spacing::Linspace),
                                resolve_sigma_schedule(config, options), options.steps, /*final_sigma_min=*/true);
@@ -64,12 +66,12 @@ class UniPcSampler final : public Sampler {
     std::vector<at::Tensor> outputs;  // converted predictions (x0), oldest first, at most 2
     at::Tensor last_sample;           // the sample the previous predictor started from
     int last_order = 0;
-    for (int k = 0; k < count; ++k) {
+    for (int k = context.first_step; k < count; ++k) {
       const VpLevel here = vp_level(sigmas[k]);
       const at::Tensor output = context.model(x, timesteps[k]);
       // Converted with the sample the model saw, before the corrector changes it.
       const at::Tensor denoised = denoised_from_alpha_sigma(context.config.prediction, output, x, here.alpha, here.sigma);
-      if (k > 0) x = correct(last_sample, denoised, outputs, sigmas, k, last_order);
+      if (k > context.first_step) x = correct(last_sample, denoised, outputs, sigmas, k, last_order);
 
       outputs.push_back(denoised);
       if (outputs.size() > 2) outputs.erase(outputs.begin());
@@ -77,7 +79,7 @@ class UniPcSampler final : public Sampler {
       last_sample = x;
       x = predict(x, outputs, sigmas, k, order);
       last_order = order;
-      context.report(k, x, denoised);
+      x = context.finish_step(k, x, denoised);
     }
     return x;
   }
