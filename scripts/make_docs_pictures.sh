@@ -48,4 +48,14 @@ cp "$short/loss.png" "$pictures/short-loss.png"
   -o "$pictures/short-generated.png" --save-steps "$pictures/short-steps" --preview vae 2> /dev/null
 rm -rf "$(dirname "$short")"
 
+# 6. img2img, inpainting and outpainting (docs/image-to-image.md), from the picture of step 1 drawn
+#    again with 20 steps: recoloured, the shape moved by repainting a mask, the canvas widened.
+"$diffuse" generate -m "$model" -p "$prompt" --steps 20 --seed 42 -o "$pictures/source.png" 2> /dev/null
+"$diffuse" generate -m "$model" -p "a green circle on a blue background" --init-image "$pictures/source.png" \
+  --strength 0.6 --steps 20 --seed 42 -o "$pictures/recoloured.png" 2> "$outputs/img2img.txt"
+"$diffuse" generate -m "$model" -p "a red circle on a blue background, on the left" --init-image "$pictures/source.png" \
+  --mask docs/inputs/move-mask.png --strength 1 --steps 20 --seed 1 -o "$pictures/moved.png" 2> /dev/null
+"$diffuse" generate -m "$model" -p "$prompt" --init-image "$pictures/source.png" --outpaint 32,32,0,0 --strength 1 \
+  --steps 20 --seed 5 -o "$pictures/widened.png" 2> /dev/null
+
 echo "wrote $(find "$pictures" -type f | wc -l) pictures to $pictures and $(ls "$outputs" | wc -l) outputs to $outputs"
