@@ -57,8 +57,9 @@ std::optional<std::vector<int>> number_list(const std::string& text, size_t coun
       start = comma + 1;
     }
   } catch (const std::logic_error&) {
-    throw InvalidParameter(parameter, "'" + text + "' is not " + form + " (" + std::to_string(count) +
-                                          " whole numbers with commas between)");
+    const std::string numbers_form = count == 2 ? "two whole numbers and a comma"
+                                                : std::to_string(count) + " whole numbers with commas between";
+    throw InvalidParameter(parameter, "'" + text + "' is not " + form + " (" + numbers_form + ")");
   }
   return numbers;
 }
