@@ -67,7 +67,7 @@ ClipTextModelImpl::ClipTextModelImpl(const TextEncoderConfig& c) : config(c) {
   }
 }
 
-TextEncoderOutput ClipTextModelImpl::forward(const at::Tensor& ids) {
+TextEncoderOutput ClipTextModelImpl::forward(const at::Tensor& ids, const at::Tensor& token_embeds) {
   const auto tokens = ids.size(1);
   if (tokens > config.max_positions) {
     throw Error("text encoder: " + std::to_string(tokens) + " tokens exceed the model's " +
@@ -75,7 +75,12 @@ TextEncoderOutput ClipTextModelImpl::forward(const at::Tensor& ids) {
   }
   const auto weight = token_embedding->weight;
   auto positions = at::arange(tokens, at::TensorOptions().dtype(at::kLong));
-  auto x = token_embedding(ids) + position_embedding(positions).unsqueeze(0);
+  if (token_embeds.defined() && (token_embeds.dim() != 3 || token_embeds.size(0) != ids.size(0) ||
+                                 token_embeds.size(1) != tokens || token_embeds.size(2) != weight.size(1))) {
+    throw Error("text encoder: token embeddings of shape " + c10::str(token_embeds.sizes()) + " for ids " +
+                c10::str(ids.sizes()) + " (hidden size " + std::to_string(weight.size(1)) + ")");
+  }
+  auto x = (token_embeds.defined() ? token_embeds : token_embedding(ids)) + position_embedding(positions).unsqueeze(0);
   // Each token sees only itself and the tokens before it.
   // transformers' torch.finfo(dtype).min: the lowest value the type holds (fp32's overflows bf16).
   const double lowest = weight.scalar_type() == at::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
@@ -91,8 +96,8 @@ TextEncoderOutput ClipTextModelImpl::forward(const at::Tensor& ids) {
   return out;
 }
 
-at::Tensor ClipTextModelImpl::encode(const at::Tensor& ids, int skip_last_layers) {
-  auto out = forward(ids);
+at::Tensor ClipTextModelImpl::encode(const at::Tensor& ids, int skip_last_layers, const at::Tensor& token_embeds) {
+  auto out = forward(ids, token_embeds);
   if (skip_last_layers <= 0) return out.last_hidden_state;
   if (skip_last_layers >= config.num_layers) {
     throw Error("text encoder: cannot skip " + std::to_string(skip_last_layers) + " of " +

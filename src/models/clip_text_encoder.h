@@ -39,11 +39,12 @@ struct TextEncoderOutput {
 
 struct ClipTextModelImpl : torch::nn::Module {
   explicit ClipTextModelImpl(const TextEncoderConfig& config);
-  // ids: [B, T] int64.
-  TextEncoderOutput forward(const at::Tensor& ids);
+  // ids: [B, T] int64. `token_embeds` [B, T, hidden], when given, replaces token_embedding(ids): the
+  // table's rows with textual-inversion vectors written over some positions.
+  TextEncoderOutput forward(const at::Tensor& ids, const at::Tensor& token_embeds = {});
   // The conditioning a pipeline uses: final_layer_norm of the output `skip_last_layers` layers
   // before the last (0 = last_hidden_state; SD 2.x single files use 1, the penultimate layer).
-  at::Tensor encode(const at::Tensor& ids, int skip_last_layers = 0);
+  at::Tensor encode(const at::Tensor& ids, int skip_last_layers = 0, const at::Tensor& token_embeds = {});
   // hidden_states[size - 1 - from_last] as it is, WITHOUT the final layer norm: SDXL conditions on
   // from_last = 1 (hidden_states[-2]) of both encoders. from_last 0 is the last layer's output
   // before the norm; from_last = num_layers the embedding output.

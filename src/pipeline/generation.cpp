@@ -3,60 +3,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "image/tensor_image.h"
+#include "pipeline/conditioning.h"
 
 namespace diffuse::pipeline {
 
 namespace {
-
-// SDXL's text_time conditioning, one row per batch entry: original size (h, w), crop top-left
-// (top, left), target size (h, w), as diffusers' _get_add_time_ids (the negative row the same).
-at::Tensor sdxl_time_ids(const ResolvedRequest& request, int64_t rows) {
-  const auto& original = *request.original_size;
-  const auto& crop = *request.crop_coords;
-  const auto& target = *request.target_size;
-  const auto row = at::tensor({static_cast<float>(original.height), static_cast<float>(original.width),
-                               static_cast<float>(crop.y), static_cast<float>(crop.x),
-                               static_cast<float>(target.height), static_cast<float>(target.width)},
-                              at::kFloat);
-  return row.unsqueeze(0).repeat({rows, 1});
-}
-
-// What the UNet is conditioned with on every step.
-struct Conditioning {
-  at::Tensor context;  // [negative, prompt] with guidance, else [prompt]; in the UNet's type
-  std::optional<models::AddedConditioning> added;  // SDXL
-  bool guided = false;
-};
-
-Conditioning encode_prompts(StableDiffusionModel& model, const ResolvedRequest& request, int index,
-                            const ProgressCallback& progress) {
-  Conditioning result;
-  // diffusers skips the unconditional pass when guidance cannot change the prediction.
-  result.guided = request.cfg_scale > 1.0;
-  // SDXL base: no negative prompt means zero conditioning, not the encoded "".
-  const bool zero_negative = model.force_zeros_for_empty_prompt && request.negative_prompt.empty();
-  PhaseTimer encoding(progress, Phase::Encode, result.guided && !zero_negative ? 2 : 1, index, request.batch_count);
-  encoding.report(0);
-  const auto cond = model.encode(request.prompt, request.clip_skip);
-  encoding.report(1);
-  PromptConditioning both = cond;
-  if (result.guided) {
-    const auto negative = zero_negative ? StableDiffusionModel::zeros_like(cond)
-                                        : model.encode(request.negative_prompt, request.clip_skip);
-    if (!zero_negative) encoding.report(2);
-    // The CFG batch is [negative, prompt], as diffusers stacks it.
-    both.context = at::cat({negative.context, cond.context});
-    if (cond.pooled.defined()) both.pooled = at::cat({negative.pooled, cond.pooled});
-  }
-  // Conditioning in the UNet's type once, not on every step.
-  result.context = both.context.to(model.unet_dtype());
-  if (model.is_sdxl()) {
-    result.added = models::AddedConditioning{both.pooled.to(model.unet_dtype()),
-                                             sdxl_time_ids(request, both.context.size(0)).to(model.unet_dtype())};
-  }
-  model.release_text_encoder_if_low_memory();
-  return result;
-}
 
 // Where the sampler starts and what steers it besides the prompt, in diffusers' draw order.
 struct RunStart {
@@ -130,7 +81,8 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
                               const ProgressCallback& progress) {
   torch::NoGradGuard no_grad;
   const uint64_t seed = request.seed_of(index);
-  const Conditioning conditioning = encode_prompts(model, request, index, progress);
+  StepConditioning conditioning(model, request, index, progress);
+  int step = 0;  // of this run, for the prompt schedules
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   const RunStart start = prepare_start(model, request, generator);
   const at::Tensor unet_extra = start.unet_extra.defined() ? start.unet_extra.to(model.unet_dtype()) : at::Tensor();
@@ -140,9 +92,10 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
     // The sampler's arithmetic stays fp32; only the UNet runs in the model's type (a no-op in fp32).
     auto unet_input = input.to(model.unet_dtype());
     if (unet_extra.defined()) unet_input = at::cat({unet_input, unet_extra}, 1);
-    const auto* extra = conditioning.added ? &*conditioning.added : nullptr;
-    if (!conditioning.guided) return model.unet->forward(unet_input, t, conditioning.context, extra).to(at::kFloat);
-    const auto pair = model.unet->forward(at::cat({unet_input, unet_input}), t, conditioning.context, extra)
+    const auto& step_conditioning = conditioning.at_step(step);
+    const auto* extra = step_conditioning.added ? &*step_conditioning.added : nullptr;
+    if (!conditioning.guided()) return model.unet->forward(unet_input, t, step_conditioning.context, extra).to(at::kFloat);
+    const auto pair = model.unet->forward(at::cat({unet_input, unet_input}), t, step_conditioning.context, extra)
                           .to(at::kFloat)
                           .chunk(2);
     return pair[0] + request.cfg_scale * (pair[1] - pair[0]);
@@ -151,6 +104,7 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
   PhaseTimer denoising(progress, Phase::Denoise, steps_run, index, request.batch_count);
   denoising.report(0);
   const sampling::StepCallback on_step = [&](const sampling::StepInfo& info) {
+    step = info.step + 1;
     denoising.report(info.step + 1, &info.latents, &info.denoised);
   };
 

@@ -138,9 +138,14 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   // --low-memory with a single file: the text encoder is loaded when a prompt needs it, and freed
   // after, so it never sits beside the UNet's loading.
   if (!options.low_memory || fs::is_directory(path)) model.load_text_encoders(files);
-  model.text_config_layers_ = files.text_encoder.config.is_null()
-                                  ? models::TextEncoderConfig::infer(files.text_encoder.tensors, files.original_config).num_layers
-                                  : models::TextEncoderConfig::from_json(files.text_encoder.config).num_layers;
+  const auto text_config = [&](const io::ComponentWeights& weights) {
+    return weights.config.is_null() ? models::TextEncoderConfig::infer(weights.tensors, files.original_config)
+                                    : models::TextEncoderConfig::from_json(weights.config);
+  };
+  const auto first_config = text_config(files.text_encoder);
+  model.text_config_layers_ = first_config.num_layers;
+  model.text_hidden_size_ = first_config.hidden_size;
+  if (!files.text_encoder_2.tensors.empty()) model.text_hidden_size_2_ = text_config(files.text_encoder_2).hidden_size;
   files.text_encoder.tensors.clear();
   files.text_encoder_2.tensors.clear();
   loading.report(1);
@@ -167,36 +172,6 @@ void StableDiffusionModel::load_text_encoders(io::ModelFiles& files) {
   const auto dtype = sdxl ? options_.dtype : at::kFloat;
   text_encoder = build_text_encoder(files.text_encoder, files.original_config, dtype);
   if (sdxl) text_encoder_2 = build_text_encoder(files.text_encoder_2, files.original_config, dtype);
-}
-
-PromptConditioning StableDiffusionModel::encode(const std::string& prompt, int clip_skip) {
-  torch::NoGradGuard no_grad;
-  if (options_.low_memory) {
-    auto cached = encoded_prompts_.find({prompt, clip_skip});
-    if (cached != encoded_prompts_.end()) return cached->second;
-  }
-  if (!text_encoder) {  // released: load them again, alone
-    auto files = io::load_model_files(path_, io::loading_dtype(path_, at::kFloat));
-    load_text_encoders(files);
-  }
-  const auto ids_of = [](const text::ClipTokenizer& t, const std::string& text) {
-    return at::tensor(t.encode_padded(text), at::kLong).unsqueeze(0);
-  };
-  PromptConditioning encoded;
-  if (text_encoder_2) {
-    // diffusers' StableDiffusionXLPipeline.encode_prompt: each encoder's hidden_states[-(clip_skip + 1)]
-    // (the penultimate layer by default), without the final norm, side by side; the pooled embedding
-    // is the second encoder's projected one.
-    const auto ids = ids_of(tokenizer, prompt), ids_2 = ids_of(*tokenizer_2, prompt);
-    const auto first = text_encoder->forward(ids);
-    const auto second = text_encoder_2->forward(ids_2);
-    encoded.context = at::cat({text_encoder->hidden_state(first, clip_skip), text_encoder_2->hidden_state(second, clip_skip)}, -1);
-    encoded.pooled = text_encoder_2->pooled(ids_2, second);
-  } else {
-    encoded.context = text_encoder->encode(ids_of(tokenizer, prompt), clip_skip - 1);
-  }
-  if (options_.low_memory) encoded_prompts_[{prompt, clip_skip}] = encoded;
-  return encoded;
 }
 
 PromptConditioning StableDiffusionModel::zeros_like(const PromptConditioning& like) {

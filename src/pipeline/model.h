@@ -15,6 +15,7 @@
 #include "pipeline/progress.h"
 #include "sampling/sampling.h"
 #include "text/clip_tokenizer.h"
+#include "text/prompt_chunks.h"
 
 namespace diffuse::pipeline {
 
@@ -47,8 +48,17 @@ std::string dtype_name(at::ScalarType dtype);
 
 // What a prompt conditions the UNet with.
 struct PromptConditioning {
-  at::Tensor context;  // [1, tokens, dim]: what cross-attention reads
+  at::Tensor context;  // [1, 77 x chunks, dim]: what cross-attention reads
   at::Tensor pooled;   // SDXL: [1, projection_dim], the second encoder's projected pooled output; else undefined
+  int chunks = 1;      // 77-token windows the context is made of
+};
+
+// A textual-inversion embedding: a word whose token positions the text encoder reads these vectors
+// at, instead of the rows of its token table.
+struct TextualInversion {
+  std::string name;      // the word prompts use (AUTOMATIC1111: the file name without its extension)
+  at::Tensor vectors;    // [n, hidden] for the (first) text encoder
+  at::Tensor vectors_2;  // SDXL: [n, hidden_2] for the second; else undefined
 };
 
 class StableDiffusionModel {
@@ -57,12 +67,24 @@ class StableDiffusionModel {
   // naming the file or tensor at fault.
   static StableDiffusionModel load(const std::filesystem::path& path, const LoadOptions& options = {});
 
-  // The conditioning of one prompt, padded to the tokenizer's length. `clip_skip` as AUTOMATIC1111
-  // means it: 1 the last layer the model uses, 2 the one before, ... (SD 1.x/2.x: that layer's
-  // output through the final layer norm, as diffusers' clip_skip; SDXL: both encoders' hidden states
-  // that many layers before their penultimate-layer default, without the norm).
-  PromptConditioning encode(const std::string& prompt, int clip_skip = 1);
+  // The conditioning of one prompt (already resolved for a step: no [from:to:when]). With
+  // `prompt_syntax`, AUTOMATIC1111's reading (pipeline/prompt_encoding.cpp): emphasis weights, 75-token
+  // chunks each encoded on its own and concatenated, BREAK, embeddings. Without, the text as it is,
+  // truncated to the tokenizer's 77 positions, as diffusers encodes it (for a plain prompt of up to
+  // 75 tokens both give the same numbers). `clip_skip` as AUTOMATIC1111 means it: 1 the last layer the
+  // model uses, 2 the one before, ... (SD 1.x/2.x: that layer's output through the final layer norm,
+  // as diffusers' clip_skip; SDXL: both encoders' hidden states that many layers before their
+  // penultimate-layer default, without the norm). Throws diffuse::InvalidParameter("prompt") for a
+  // malformed weight.
+  PromptConditioning encode(const std::string& prompt, int clip_skip = 1, bool prompt_syntax = true);
   at::Tensor encode_prompt(const std::string& prompt) { return encode(prompt).context; }
+  // The chunks `prompt` becomes for the (first) tokenizer, with the model's embeddings.
+  text::ChunkedPrompt chunk_prompt(const std::string& prompt) const;
+
+  // Makes `embedding.name` a word prompts can use; replaces one of the same name. Throws
+  // diffuse::InvalidParameter("embedding") when its vectors do not fit the text encoders.
+  void add_embedding(TextualInversion embedding);
+  const std::vector<TextualInversion>& embeddings() const { return embeddings_; }
   // SDXL's unconditional conditioning when force_zeros_for_empty_prompt: zeros shaped like `like`.
   static PromptConditioning zeros_like(const PromptConditioning& like);
   // Layers of the (first) text encoder: the largest clip_skip is this.
@@ -109,7 +131,13 @@ class StableDiffusionModel {
   LoadOptions options_;
   void load_text_encoders(io::ModelFiles& files);
 
-  std::map<std::pair<std::string, int>, PromptConditioning> encoded_prompts_;  // low-memory mode only
+  // The prompt read as AUTOMATIC1111 reads it, or as diffusers does.
+  PromptConditioning encode_chunks(const std::string& prompt, int clip_skip);
+  PromptConditioning encode_plain(const std::string& prompt, int clip_skip);
+
+  std::vector<TextualInversion> embeddings_;
+  std::map<std::tuple<std::string, int, bool>, PromptConditioning> encoded_prompts_;  // low-memory mode only
+  int text_hidden_size_ = 0, text_hidden_size_2_ = 0;  // the encoders' widths, for checking embeddings
   int text_config_layers_ = 0;
 };
 

@@ -5,6 +5,8 @@
 
 #include "pipeline/model.h"
 #include "pipeline/source_image.h"
+#include "text/prompt_attention.h"
+#include "text/prompt_schedule.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -23,6 +25,17 @@ void check_side(const char* parameter, int value, int multiple) {
 // Beyond these the UNet sees a picture unlike any it learnt from (repeated subjects, broken-up
 // composition) and each step costs far more: a step's attention grows with the square of the area.
 constexpr double kFarAreaRatio = 4.0;
+
+// A malformed weight ("(word:1.2.3)") in any of the prompt's per-step texts, refused before a model
+// is touched.
+void check_prompt_syntax(const std::string& parameter, const std::string& prompt, int steps) {
+  try {
+    for (const auto& entry : text::prompt_schedule(prompt, steps)) text::parse_prompt_attention(entry.text);
+  } catch (const InvalidParameter& e) {
+    if (e.parameter() != "prompt") throw;
+    throw InvalidParameter(parameter, e.problem());
+  }
+}
 
 }  // namespace
 
@@ -74,6 +87,11 @@ ResolvedRequest validate(const GenerationRequest& request) {
   if (!request.timestep_spacing.empty()) sampler.timestep_spacing = sampling::parse_spacing(request.timestep_spacing);
   if (!request.prediction.empty()) sampler.prediction = sampling::parse_prediction(request.prediction);
   sampling::validate(sampler);
+  resolved.prompt_syntax = request.prompt_syntax;
+  if (request.prompt_syntax) {
+    check_prompt_syntax("prompt", request.prompt, sampler.steps);
+    check_prompt_syntax("negative_prompt", request.negative_prompt, sampler.steps);
+  }
   validate_source(request, resolved);
   return resolved;
 }

@@ -45,6 +45,10 @@ struct GenerationRequest {
   uint64_t seed = 42;   // of the first image; image i of a batch uses seed + i
   int batch_count = 1;  // images made one after another
   int clip_skip = 1;    // AUTOMATIC1111's meaning: 1 = the text encoder's last layer the model uses
+  // Prompts in AUTOMATIC1111's language: (emphasis:1.2), [from:to:when] and [a|b] per step, BREAK,
+  // chunks of 75 tokens past CLIP's window, embeddings by name. false: the text goes to the tokenizer
+  // as it is and is cut at 77 tokens, as diffusers reads it.
+  bool prompt_syntax = true;
   // SDXL's size conditioning (text_time), as diffusers' original_size, crops_coords_top_left and
   // target_size; unset: the image's size, (0, 0), the image's size.
   std::optional<ImageSize> original_size;
@@ -92,6 +96,7 @@ struct ResolvedRequest {
   uint64_t seed = 42;
   int batch_count = 1;
   int clip_skip = 1;
+  bool prompt_syntax = true;
   // resolve() fills these in for SDXL models (and refuses them for others).
   std::optional<ImageSize> original_size;
   std::optional<CropOffset> crop_coords;
