@@ -61,7 +61,8 @@ std::vector<text::EmbeddingName> embedding_names(const text::ClipTokenizer& toke
 }  // namespace
 
 text::ChunkedPrompt StableDiffusionModel::chunk_prompt(const std::string& prompt) const {
-  return text::chunk_prompt(tokenizer, prompt, embedding_names(tokenizer, embeddings_));
+  return text::chunk_prompt(tokenizer, prompt, embedding_names(tokenizer, embeddings_),
+                            text::chunk_options_for(tokenizer));
 }
 
 void StableDiffusionModel::add_embedding(TextualInversion embedding) {
@@ -141,8 +142,10 @@ PromptConditioning StableDiffusionModel::encode_chunks(const std::string& prompt
   std::vector<text::PromptChunk> chunks_2;
   if (text_encoder_2) {
     // The same vocabulary; only the pad token (an added token, "!") can tokenize differently.
-    chunks_2 = text::chunk_prompt(*tokenizer_2, prompt, embedding_names(*tokenizer_2, embeddings_)).chunks;
-    const auto empty = text::chunk_prompt(tokenizer, "").chunks[0];
+    chunks_2 = text::chunk_prompt(*tokenizer_2, prompt, embedding_names(*tokenizer_2, embeddings_),
+                                 text::chunk_options_for(*tokenizer_2))
+                   .chunks;
+    const auto empty = text::chunk_prompt(tokenizer, "", {}, text::chunk_options_for(tokenizer)).chunks[0];
     while (chunks.size() < chunks_2.size()) chunks.push_back(empty);
     while (chunks_2.size() < chunks.size()) chunks_2.push_back(empty);
   }

@@ -102,6 +102,12 @@ class Chunker {
 
 }  // namespace
 
+ChunkOptions chunk_options_for(const ClipTokenizer& tokenizer) {
+  ChunkOptions options;
+  options.chunk_length = std::min(options.chunk_length, static_cast<int>(tokenizer.max_length()) - 2);
+  return options;
+}
+
 ChunkedPrompt chunk_prompt(const ClipTokenizer& tokenizer, const std::string& prompt,
                            const std::vector<EmbeddingName>& embeddings, const ChunkOptions& options) {
   if (options.chunk_length < 1 || options.chunk_length + 2 > tokenizer.max_length()) {

@@ -53,6 +53,10 @@ struct ChunkOptions {
   int comma_backtrack = 20;  // A1111's comma_padding_backtrack; 0 turns it off
 };
 
+// AUTOMATIC1111's 75 tokens, or fewer where the tokenizer holds fewer positions (the built-in model
+// has 32): every chunk fills the encoder's whole context either way.
+ChunkOptions chunk_options_for(const ClipTokenizer& tokenizer);
+
 // Throws diffuse::InvalidParameter("prompt", ...) where parse_prompt_attention does.
 ChunkedPrompt chunk_prompt(const ClipTokenizer& tokenizer, const std::string& prompt,
                            const std::vector<EmbeddingName>& embeddings = {}, const ChunkOptions& options = {});
