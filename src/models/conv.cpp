@@ -15,12 +15,41 @@ std::vector<int64_t> padding_of(const torch::nn::detail::ConvNdOptions<2>& optio
 
 }  // namespace
 
-at::Tensor Conv2dImpl::forward(const at::Tensor& input) {
+at::Tensor Conv2dImpl::base_forward(const at::Tensor& input) {
   if (!packed()) return torch::nn::Conv2dImpl::forward(input);
   if (at::GradMode::is_enabled() && input.requires_grad()) {
     throw Error("Conv2d: this convolution was packed for inference and cannot record gradients");
   }
   return packed_forward(input);
+}
+
+at::Tensor Conv2dImpl::forward(const at::Tensor& input) {
+  auto output = base_forward(input);
+  if (low_rank_.empty()) return output;
+  const auto padding = padding_of(options);
+  for (const auto& update : low_rank_) {
+    const auto inner = at::conv2d(input, update.down, {}, options.stride(), padding, options.dilation());
+    output.add_(at::conv2d(inner, update.up), update.scale);
+  }
+  return output;
+}
+
+void Conv2dImpl::add_low_rank_update(LowRankUpdate update) {
+  const auto in = options.in_channels(), out = options.out_channels();
+  const auto& kernel = *options.kernel_size();
+  const bool fits = update.down.dim() == 4 && update.up.dim() == 4 && update.down.size(1) == in &&
+                    update.up.size(0) == out && update.up.size(1) == update.down.size(0) &&
+                    update.up.size(2) == 1 && update.up.size(3) == 1 && update.down.size(2) == kernel[0] &&
+                    update.down.size(3) == kernel[1];
+  if (!fits || options.groups() != 1) {
+    throw Error("a low-rank update of down " + c10::str(update.down.sizes()) + " and up " + c10::str(update.up.sizes()) +
+                " does not fit a " + std::to_string(kernel[0]) + "x" + std::to_string(kernel[1]) + " convolution of " +
+                std::to_string(in) + " -> " + std::to_string(out) + " channels");
+  }
+  if (padding_of(options).empty()) throw Error("a low-rank update needs a convolution with explicit padding");
+  update.down = update.down.to(weight.options()).contiguous();
+  update.up = update.up.to(weight.options()).contiguous();
+  low_rank_.push_back(std::move(update));
 }
 
 at::Tensor Conv2dImpl::packed_forward(const at::Tensor& input) const {

@@ -165,12 +165,32 @@ bool LinearImpl::pack_for_inference() { return false; }
 
 #endif
 
-at::Tensor LinearImpl::forward(const at::Tensor& input) {
+at::Tensor LinearImpl::base_forward(const at::Tensor& input) {
   if (!packed()) return torch::nn::LinearImpl::forward(input);
   if (at::GradMode::is_enabled() && input.requires_grad()) {
     throw Error("Linear: this layer was packed for inference and cannot record gradients");
   }
   return packed_->forward(input);
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& input) {
+  auto output = base_forward(input);
+  for (const auto& update : low_rank_) {
+    output.add_(at::linear(at::linear(input, update.down), update.up), update.scale);
+  }
+  return output;
+}
+
+void LinearImpl::add_low_rank_update(LowRankUpdate update) {
+  const auto in = options.in_features(), out = options.out_features();
+  if (update.down.dim() != 2 || update.up.dim() != 2 || update.down.size(1) != in || update.up.size(0) != out ||
+      update.up.size(1) != update.down.size(0)) {
+    throw Error("a low-rank update of down " + c10::str(update.down.sizes()) + " and up " + c10::str(update.up.sizes()) +
+                " does not fit a linear layer of " + std::to_string(in) + " -> " + std::to_string(out) + " features");
+  }
+  update.down = update.down.to(weight.options()).contiguous();
+  update.up = update.up.to(weight.options()).contiguous();
+  low_rank_.push_back(std::move(update));
 }
 
 int pack_linear_layers(torch::nn::Module& module) {

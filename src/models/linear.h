@@ -8,10 +8,20 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <vector>
 
 namespace diffuse::models {
 
 struct PackedMatmul;  // oneDNN's objects, kept out of this header
+
+// A LoRA's change to one layer, run beside the layer rather than merged into its weight: a packed
+// weight has no dense copy to add to, and taking the update away again is then free and exact.
+// output += scale * up(down(input)). Linear: down [rank, in], up [out, rank]. Conv2d: down
+// [rank, in, kh, kw] (run with the layer's stride, padding and dilation), up [out, rank, 1, 1].
+struct LowRankUpdate {
+  at::Tensor down, up;
+  double scale = 1;
+};
 
 class LinearImpl : public torch::nn::LinearImpl {
  public:
@@ -26,8 +36,17 @@ class LinearImpl : public torch::nn::LinearImpl {
   bool pack_for_inference();
   bool packed() const { return packed_ != nullptr; }
 
+  // Several updates add up (several LoRAs at once). The tensors are taken to the layer's dtype and
+  // device; shapes that do not fit the layer throw diffuse::Error.
+  void add_low_rank_update(LowRankUpdate update);
+  void clear_low_rank_updates() { low_rank_.clear(); }
+  const std::vector<LowRankUpdate>& low_rank_updates() const { return low_rank_; }
+
  private:
+  at::Tensor base_forward(const at::Tensor& input);
+
   std::shared_ptr<PackedMatmul> packed_;
+  std::vector<LowRankUpdate> low_rank_;
 };
 TORCH_MODULE(Linear);
 

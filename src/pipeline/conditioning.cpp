@@ -27,13 +27,13 @@ StepConditioning::StepConditioning(StableDiffusionModel& model, const ResolvedRe
   // diffusers skips the unconditional pass when guidance cannot change the prediction.
   guided_ = request.cfg_scale > 1.0;
   // SDXL base: no negative prompt means zero conditioning, not the encoded "".
-  zero_negative_ = model.force_zeros_for_empty_prompt && request.negative_prompt.empty();
+  zero_negative_ = model.force_zeros_for_empty_prompt && request.negative_text.empty();
   const auto schedule_of = [&](const std::string& prompt) {
     if (!request.prompt_syntax) return std::vector<text::ScheduledPrompt>{{request.sampler.steps, prompt}};
     return text::prompt_schedule(prompt, request.sampler.steps);
   };
-  prompt_ = Schedule{schedule_of(request.prompt), {}};
-  if (guided_ && !zero_negative_) negative_ = Schedule{schedule_of(request.negative_prompt), {}};
+  prompt_ = Schedule{schedule_of(request.prompt_text), {}};
+  if (guided_ && !zero_negative_) negative_ = Schedule{schedule_of(request.negative_text), {}};
   const auto texts = prompt_.entries.size() + negative_.entries.size();
   PhaseTimer encoding(progress, Phase::Encode, static_cast<int>(texts), index, request.batch_count);
   encoding.report(0);

@@ -81,6 +81,7 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
                               const ProgressCallback& progress) {
   torch::NoGradGuard no_grad;
   const uint64_t seed = request.seed_of(index);
+  model.set_loras(request.loras);
   StepConditioning conditioning(model, request, index, progress);
   int step = 0;  // of this run, for the prompt schedules
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);

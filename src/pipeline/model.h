@@ -3,6 +3,7 @@
 // schedule's config, whatever the file layout it came from.
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -10,8 +11,10 @@
 
 #include "models/clip_text_encoder.h"
 #include "models/unet.h"
+#include "io/lora_file.h"
 #include "io/model_files.h"
 #include "models/vae.h"
+#include "pipeline/lora.h"
 #include "pipeline/progress.h"
 #include "sampling/sampling.h"
 #include "text/clip_tokenizer.h"
@@ -85,6 +88,12 @@ class StableDiffusionModel {
   // diffuse::InvalidParameter("embedding") when its vectors do not fit the text encoders.
   void add_embedding(TextualInversion embedding);
   const std::vector<TextualInversion>& embeddings() const { return embeddings_; }
+  // Puts exactly these LoRAs on the model (none: the model as loaded). Files are read once and kept;
+  // a call with the LoRAs already on changes nothing. Throws diffuse::InvalidParameter("lora")
+  // naming the file and every module it has that this model lacks or that does not fit; the model
+  // is then left without LoRAs.
+  void set_loras(const std::vector<LoraUse>& loras);
+  const std::vector<LoraUse>& loras() const { return loras_; }
   // SDXL's unconditional conditioning when force_zeros_for_empty_prompt: zeros shaped like `like`.
   static PromptConditioning zeros_like(const PromptConditioning& like);
   // Layers of the (first) text encoder: the largest clip_skip is this.
@@ -130,12 +139,16 @@ class StableDiffusionModel {
   std::filesystem::path path_;
   LoadOptions options_;
   void load_text_encoders(io::ModelFiles& files);
+  // LoRA updates onto the text encoders only (after they were loaded again) or onto everything.
+  void apply_loras(bool text_encoders_only);
 
   // The prompt read as AUTOMATIC1111 reads it, or as diffusers does.
   PromptConditioning encode_chunks(const std::string& prompt, int clip_skip);
   PromptConditioning encode_plain(const std::string& prompt, int clip_skip);
 
   std::vector<TextualInversion> embeddings_;
+  std::vector<LoraUse> loras_;
+  std::map<std::filesystem::path, std::shared_ptr<const io::LoraFile>> lora_files_;
   std::map<std::tuple<std::string, int, bool>, PromptConditioning> encoded_prompts_;  // low-memory mode only
   int text_hidden_size_ = 0, text_hidden_size_2_ = 0;  // the encoders' widths, for checking embeddings
   int text_config_layers_ = 0;

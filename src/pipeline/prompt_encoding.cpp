@@ -106,6 +106,7 @@ PromptConditioning StableDiffusionModel::encode(const std::string& prompt, int c
   if (!text_encoder) {  // released: load them again, alone
     auto files = io::load_model_files(path_, io::loading_dtype(path_, at::kFloat));
     load_text_encoders(files);
+    apply_loras(true);
   }
   auto encoded = prompt_syntax ? encode_chunks(prompt, clip_skip) : encode_plain(prompt, clip_skip);
   if (options_.low_memory) encoded_prompts_[key] = encoded;

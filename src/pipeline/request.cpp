@@ -5,6 +5,7 @@
 
 #include "pipeline/model.h"
 #include "pipeline/source_image.h"
+#include "text/extra_networks.h"
 #include "text/prompt_attention.h"
 #include "text/prompt_schedule.h"
 #include "util/error.h"
@@ -37,12 +38,74 @@ void check_prompt_syntax(const std::string& parameter, const std::string& prompt
   }
 }
 
+double lora_weight(const std::string& tag, const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !std::isfinite(value)) {
+    throw InvalidParameter("prompt", tag + ": '" + text + "' is not a number");
+  }
+  return value;
+}
+
+// AUTOMATIC1111's reading of <lora:name:te:unet> (extensions-builtin/Lora/extra_networks_lora.py):
+// te defaults to 1, unet to te; te= and unet= name them.
+LoraWeight lora_of_tag(const text::ExtraNetworkTag& tag) {
+  std::string shown = "<" + tag.kind;
+  for (const auto& item : tag.positional) shown += ":" + item;
+  for (const auto& [key, value] : tag.named) shown += ":" + key + "=" + value;
+  shown += ">";
+  if (tag.kind != "lora" && tag.kind != "lyco") {
+    throw InvalidParameter("prompt", shown + ": only <lora:...> extra networks are supported");
+  }
+  if (tag.positional.empty() || tag.positional[0].empty()) throw InvalidParameter("prompt", shown + " names no LoRA");
+  for (const auto& [key, value] : tag.named) {
+    if (key != "te" && key != "unet") throw InvalidParameter("prompt", shown + ": unknown argument '" + key + "' (te=, unet=)");
+  }
+  if (tag.positional.size() > 3) throw InvalidParameter("prompt", shown + ": at most a name and two weights");
+  LoraWeight lora{tag.positional[0], 1, 1};
+  if (tag.positional.size() > 1) lora.text_encoder = lora_weight(shown, tag.positional[1]);
+  if (tag.named.count("te")) lora.text_encoder = lora_weight(shown, tag.named.at("te"));
+  lora.unet = tag.positional.size() > 2 ? lora_weight(shown, tag.positional[2]) : lora.text_encoder;
+  if (tag.named.count("unet")) lora.unet = lora_weight(shown, tag.named.at("unet"));
+  return lora;
+}
+
+void resolve_loras(const GenerationRequest& request, ResolvedRequest& resolved) {
+  auto wanted = request.loras;
+  // Without the prompt language a tag is words like any other.
+  const auto prompts = request.prompt_syntax ? std::vector<std::string*>{&resolved.prompt_text, &resolved.negative_text}
+                                             : std::vector<std::string*>{};
+  for (auto* prompt : prompts) {
+    auto taken = text::take_extra_network_tags(*prompt);
+    *prompt = taken.text;
+    try {
+      for (const auto& tag : taken.tags) wanted.push_back(lora_of_tag(tag));
+    } catch (const InvalidParameter& e) {
+      throw InvalidParameter(prompt == &resolved.prompt_text ? "prompt" : "negative_prompt", e.problem());
+    }
+  }
+  for (const auto& lora : wanted) {
+    for (const double weight : {lora.text_encoder, lora.unet}) {
+      if (!std::isfinite(weight)) throw InvalidParameter("lora", lora.name + ": its weight must be a finite number");
+    }
+    resolved.loras.push_back({find_lora_file(lora.name, request.lora_dirs), lora.text_encoder, lora.unet});
+  }
+}
+
 }  // namespace
 
 ResolvedRequest validate(const GenerationRequest& request) {
   ResolvedRequest resolved;
   resolved.prompt = request.prompt;
   resolved.negative_prompt = request.negative_prompt;
+  resolved.prompt_text = request.prompt;
+  resolved.negative_text = request.negative_prompt;
+  resolve_loras(request, resolved);
   // 0 asks for the model's size; anything else must at least be a whole latent pixel.
   if (request.width != 0) check_side("width", request.width, 8);
   if (request.height != 0) check_side("height", request.height, 8);
@@ -89,8 +152,8 @@ ResolvedRequest validate(const GenerationRequest& request) {
   sampling::validate(sampler);
   resolved.prompt_syntax = request.prompt_syntax;
   if (request.prompt_syntax) {
-    check_prompt_syntax("prompt", request.prompt, sampler.steps);
-    check_prompt_syntax("negative_prompt", request.negative_prompt, sampler.steps);
+    check_prompt_syntax("prompt", resolved.prompt_text, sampler.steps);
+    check_prompt_syntax("negative_prompt", resolved.negative_text, sampler.steps);
   }
   validate_source(request, resolved);
   return resolved;

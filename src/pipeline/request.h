@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 
 #include "image/image_edit.h"
+#include "pipeline/lora.h"
 #include "sampling/sampling.h"
 
 namespace diffuse::pipeline {
@@ -28,6 +29,14 @@ struct ImageSize {
 struct CropOffset {
   int x = 0;  // left
   int y = 0;  // top
+};
+
+// A LoRA asked for by name (a file, or `<name>.safetensors` in lora_dirs), as --lora and the prompt's
+// `<lora:name:te:unet>` give it.
+struct LoraWeight {
+  std::string name;
+  double text_encoder = 1;
+  double unet = 1;
 };
 
 struct GenerationRequest {
@@ -49,6 +58,10 @@ struct GenerationRequest {
   // chunks of 75 tokens past CLIP's window, embeddings by name. false: the text goes to the tokenizer
   // as it is and is cut at 77 tokens, as diffusers reads it.
   bool prompt_syntax = true;
+  // LoRAs for this request, with those the prompts name in `<lora:name:weight>` tags (the tags are
+  // taken out of the text the encoders read, as AUTOMATIC1111 does). None: the model as loaded.
+  std::vector<LoraWeight> loras;
+  std::vector<std::filesystem::path> lora_dirs;  // where names are looked up
   // SDXL's size conditioning (text_time), as diffusers' original_size, crops_coords_top_left and
   // target_size; unset: the image's size, (0, 0), the image's size.
   std::optional<ImageSize> original_size;
@@ -88,8 +101,11 @@ struct SourceImage {
 
 // A request that passed validate() (and, once a model is loaded, resolve()).
 struct ResolvedRequest {
-  std::string prompt;
+  std::string prompt;  // as given, tags and all: what the PNG's parameters record
   std::string negative_prompt;
+  std::string prompt_text;  // without the extra-network tags: what the text encoders read
+  std::string negative_text;
+  std::vector<LoraUse> loras;  // request's and tags', their files found
   int width = 0;  // 0 until resolve() puts in the model's size
   int height = 0;
   double cfg_scale = 7.5;

@@ -11,6 +11,7 @@
 #include "image/png_file.h"
 #include "image/tensor_image.h"
 #include "pipeline/generation.h"
+#include "pipeline/golden_run.h"
 #include "support/fixtures.h"
 
 namespace diffuse::pipeline {
@@ -19,18 +20,13 @@ namespace {
 namespace fs = std::filesystem;
 using test::fixtures_dir;
 using test::read_json;
-using test::read_reference;
-using test::relative_max_error;
 
-constexpr double kLatentTolerance = 1e-3;
 // DDIM with clip_sample (tiny-sd1's reference config leaves it at DDIM's default, true) is chaotic
 // on this random-weight model: scaling the initial noise by (1 + 1e-6) moves its 10-step final
 // latents by 3.8e-3 of their largest magnitude, while Euler's move by 1.5e-6. Float rounding alone
 // then accounts for ~1e-3, so these runs get a bound of a few times that sensitivity; their images
 // must still agree within 1 level.
 constexpr double kClippedDdimLatentTolerance = 1e-2;
-constexpr int kImageLevels = 1;
-constexpr double kImageMeanLevels = 0.2;
 
 struct RunCase {
   std::string model;   // fixture folder
@@ -85,45 +81,6 @@ StableDiffusionModel& fixture_model(const std::string& model, bool single_file, 
   return *slot;
 }
 
-// Pixels of a fixture PNG, as the reference pipeline loaded them.
-at::Tensor fixture_png(const fs::path& refs, const nlohmann::json& name) {
-  return image::read_png(refs / name.get<std::string>()).pixels;
-}
-
-GenerationRequest request_of(const nlohmann::json& run, const fs::path& refs) {
-  GenerationRequest request;
-  request.prompt = run.at("prompt").get<std::string>();
-  if (!run.at("negative_prompt").is_null()) request.negative_prompt = run.at("negative_prompt").get<std::string>();
-  request.cfg_scale = run.at("guidance_scale").get<double>();
-  request.seed = run.at("seed").get<uint64_t>();
-  request.width = run.at("width").get<int>();
-  request.height = run.at("height").get<int>();
-  const auto& cli = run.at("cli");
-  request.sampler = cli.at("sampler").get<std::string>();
-  request.steps = run.at("num_inference_steps").get<int>();
-  if (!cli.at("schedule").is_null()) request.schedule = cli.at("schedule").get<std::string>();
-  if (!cli.at("timestep_spacing").is_null()) request.timestep_spacing = cli.at("timestep_spacing").get<std::string>();
-  request.eta = cli.at("eta").get<double>();
-  // SDXL's size conditioning; diffusers writes sizes as (height, width) and the crop as (top, left).
-  if (cli.contains("original_size")) {
-    const auto original = cli.at("original_size").get<std::vector<int>>();
-    const auto crop = cli.at("crops_coords_top_left").get<std::vector<int>>();
-    const auto target = cli.at("target_size").get<std::vector<int>>();
-    request.original_size = ImageSize{original.at(1), original.at(0)};
-    request.crop_coords = CropOffset{crop.at(1), crop.at(0)};
-    request.target_size = ImageSize{target.at(1), target.at(0)};
-  }
-  if (run.contains("init_image_png")) {
-    request.init_image = fixture_png(refs, run.at("init_image_png"));
-    request.strength = run.at("strength").get<double>();
-  }
-  if (run.contains("mask_png")) {
-    request.mask = fixture_png(refs, run.at("mask_png"));
-    request.mask_blur = 0;  // diffusers' mask, binarized, with no blur
-  }
-  return request;
-}
-
 class GoldenRuns : public ::testing::TestWithParam<RunCase> {};
 
 TEST_P(GoldenRuns, MatchesDiffusersFromSeed) {
@@ -154,19 +111,14 @@ TEST_P(GoldenRuns, MatchesDiffusersFromSeed) {
     EXPECT_TRUE(result.pixels.masked_select(kept).equal(params.source.pixels.masked_select(kept)))
         << "pixels outside the mask must be the init image's";
   }
-  const double latent_error = relative_max_error(result.latents, read_reference(refs / run.at("final_latents")));
-  const auto expected_pixels =
-      (read_reference(refs / run.at("image")) * 255).round().clamp(0, 255).to(at::kShort).squeeze(0);
-  const auto pixel_diff = (pixels.to(at::kShort) - expected_pixels).abs();
-  const int max_levels = pixel_diff.max().item<int>();
-  const double mean_levels = pixel_diff.to(at::kFloat).mean().item<double>();
+  const auto compared = compare_with_reference(result.latents, pixels, run, refs);
   std::printf("%s %s %s: latents %.2e, image max %d mean %.3f levels\n", param.model.c_str(),
-              param.single_file ? "single-file" : "diffusers", param.run_id.c_str(), latent_error, max_levels,
-              mean_levels);
+              param.single_file ? "single-file" : "diffusers", param.run_id.c_str(), compared.latent_error,
+              compared.max_levels, compared.mean_levels);
   const bool clipped_ddim = params.sampler.sampler == "ddim" && model.scheduler.clip_sample.value_or(true);
-  EXPECT_LT(latent_error, clipped_ddim ? kClippedDdimLatentTolerance : kLatentTolerance);
-  EXPECT_LE(max_levels, kImageLevels);
-  EXPECT_LT(mean_levels, kImageMeanLevels);
+  EXPECT_LT(compared.latent_error, clipped_ddim ? kClippedDdimLatentTolerance : kLatentTolerance);
+  EXPECT_LE(compared.max_levels, kImageLevels);
+  EXPECT_LT(compared.mean_levels, kImageMeanLevels);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenRuns, ::testing::ValuesIn(fixture_runs()), case_name);
