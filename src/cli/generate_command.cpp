@@ -12,6 +12,7 @@
 #include "cli/progress_line.h"
 #include "explain/step_previews.h"
 #include "image/png_file.h"
+#include "pipeline/embeddings.h"
 #include "pipeline/generation.h"
 #include "train/shapes_dataset.h"
 #include "util/error.h"
@@ -36,6 +37,9 @@ struct GenerateOptions {
   int threads = 0;  // 0: one per core
   std::string original_size, crop_coords, target_size;  // "A,B" as typed
   std::string init_image, mask, outpaint;                 // PNG paths; "L,R,T,B" as typed
+  std::vector<std::string> loras;                         // "NAME[:WEIGHT]" as typed
+  std::vector<std::string> lora_dirs, embeddings, embedding_dirs;
+  bool plain_prompt = false;
   pipeline::GenerationRequest request;
 };
 
@@ -82,6 +86,31 @@ void read_source_images(GenerateOptions& o) {
   }
 }
 
+// "style.safetensors:0.8" -> that file at 0.8 for both parts; no ":number" -> weight 1 (a path may
+// hold other colons).
+pipeline::LoraWeight lora_of_flag(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon != std::string::npos && colon > 0) {
+    const auto number = text.substr(colon + 1);
+    size_t used = 0;
+    try {
+      const double weight = std::stod(number, &used);
+      if (used == number.size()) return {text.substr(0, colon), weight, weight};
+    } catch (const std::logic_error&) {
+    }
+  }
+  return {text, 1, 1};
+}
+
+void parse_extra_networks(GenerateOptions& o) {
+  for (const auto& text : o.loras) o.request.loras.push_back(lora_of_flag(text));
+  o.request.lora_dirs.assign(o.lora_dirs.begin(), o.lora_dirs.end());
+  o.request.prompt_syntax = !o.plain_prompt;
+  for (const auto& file : o.embeddings) {
+    if (!fs::is_regular_file(file)) throw InvalidParameter("embedding", "'" + file + "' is not a file");
+  }
+}
+
 void parse_size_conditioning(GenerateOptions& o) {
   if (const auto size = number_pair(o.original_size, "original_size", "W,H")) {
     o.request.original_size = pipeline::ImageSize{size->first, size->second};
@@ -108,6 +137,7 @@ void run_generate(GenerateOptions o) {
   const bool builtin = o.model.empty();
   if (builtin) o.model = builtin_model_dir().string();
   parse_size_conditioning(o);
+  parse_extra_networks(o);
   read_source_images(o);
   const auto validated = pipeline::validate(o.request);
   check_files(o);
@@ -130,6 +160,9 @@ void run_generate(GenerateOptions o) {
   }
   load.progress = [&progress](const pipeline::Progress& p) { return progress(p); };
   auto model = pipeline::StableDiffusionModel::load(o.model, load);
+  const auto embeddings = pipeline::add_embeddings(model, {o.embeddings.begin(), o.embeddings.end()},
+                                                   {o.embedding_dirs.begin(), o.embedding_dirs.end()});
+  for (const auto& skipped : embeddings.skipped) progress.print("warning: embedding skipped: " + skipped);
   const auto request = pipeline::resolve(validated, model);
   for (const auto& warning : request.warnings) progress.print("warning: " + warning);
 
@@ -211,6 +244,21 @@ void add_generate_command(CLI::App& app) {
                       "Outpainting: pixels to add LEFT,RIGHT,TOP,BOTTOM around the init image, then repaint them");
   command->add_option("--outpaint-fill", p.outpaint_fill, "What the new area starts as: edge (border colours) or noise")
       ->capture_default_str();
+  command->add_option("--lora", options->loras,
+                      "A LoRA as FILE[:WEIGHT] or NAME[:WEIGHT] (NAME.safetensors in a --lora-dir), for the UNet "
+                      "and text encoder (default weight 1); repeat for several. The prompt's <lora:NAME:WEIGHT> "
+                      "does the same")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command->add_option("--lora-dir", options->lora_dirs, "Folder (searched with its subfolders) for LoRAs named by NAME")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command->add_option("--embedding", options->embeddings,
+                      "A textual-inversion file (.safetensors, .pt): its file name becomes a word of the prompt")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command->add_option("--embeddings-dir", options->embedding_dirs,
+                      "Folder of textual-inversion files, all made words (those for other models are skipped)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command->add_flag("--plain-prompt", options->plain_prompt,
+                    "Read the prompt as diffusers does: no (weights), [edits], BREAK or <lora:...>, cut at 77 tokens");
   command->add_option("--batch-count", p.batch_count, "Images to make; OUT.png becomes OUT-<seed>.png")
       ->capture_default_str();
   command->add_option("--tokenizer", options->tokenizer,

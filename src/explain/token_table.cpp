@@ -57,7 +57,8 @@ void add_numbers(TokenTable& table, pipeline::StableDiffusionModel& model, const
   }
   const auto& matrix = model.text_encoder->token_embedding->weight;
   table.embedding_rows = matrix.index_select(0, at::tensor(window_ids, at::kLong)).to(at::kFloat);
-  table.output_rows = model.encode_prompt(prompt)[0].to(at::kFloat);
+  // The plain reading, position for position with the table (prompt_reading.h shows the other).
+  table.output_rows = model.encode(prompt, 1, false).context[0].to(at::kFloat);
   if (table.output_rows.size(0) != table.window) {
     throw Error("text encoder: output has " + std::to_string(table.output_rows.size(0)) + " rows, expected " +
                 std::to_string(table.window));

@@ -1,0 +1,94 @@
+#include "explain/prompt_reading.h"
+
+#include <cstdio>
+
+#include "text/extra_networks.h"
+#include "text/prompt_schedule.h"
+
+namespace diffuse::explain {
+
+namespace {
+
+std::string number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
+bool chunks_are_plain(const text::ChunkedPrompt& chunked) {
+  if (chunked.chunks.size() != 1 || !chunked.chunks[0].embeddings.empty()) return false;
+  for (const double m : chunked.chunks[0].multipliers) {
+    if (m != 1.0) return false;
+  }
+  return true;
+}
+
+void describe_chunks(std::string& out, const text::ClipTokenizer& tokenizer, const text::ChunkedPrompt& chunked,
+                     const std::vector<text::EmbeddingName>& embeddings) {
+  const int chunk_length = static_cast<int>(chunked.chunks[0].tokens.size()) - 2;
+  out += "  " + std::to_string(chunked.token_count) + " tokens in " + std::to_string(chunked.chunks.size()) +
+         (chunked.chunks.size() == 1 ? " chunk" : " chunks") + " of " + std::to_string(chunk_length) + "\n";
+  for (size_t c = 0; c < chunked.chunks.size(); ++c) {
+    const auto& chunk = chunked.chunks[c];
+    // An embedding's positions show as one "<name: n vectors>".
+    std::vector<std::string> embedding_at(chunk.tokens.size());
+    std::vector<bool> covered(chunk.tokens.size());
+    for (const auto& placement : chunk.embeddings) {
+      const auto index = static_cast<size_t>(placement.embedding);
+      const int vectors = index < embeddings.size() ? embeddings[index].vectors : 1;
+      const auto name = index < embeddings.size() ? embeddings[index].name : "embedding " + std::to_string(index + 1);
+      const auto at = static_cast<size_t>(placement.position);
+      embedding_at[at] = "<" + name + (vectors == 1 ? ">" : ": " + std::to_string(vectors) + " vectors>");
+      for (size_t i = at; i < at + static_cast<size_t>(vectors) && i < covered.size(); ++i) covered[i] = true;
+    }
+    out += "  chunk " + std::to_string(c + 1) + ":";
+    // Runs of one weight on a line: "1.2: cat</w> sitting</w>"; start, end and padding left out.
+    double weight = 0;
+    bool open = false;
+    for (size_t i = 1; i + 1 < chunk.tokens.size(); ++i) {
+      if (covered[i] && embedding_at[i].empty()) continue;  // an embedding's later vectors
+      if (chunk.tokens[i] == tokenizer.end_id() && !covered[i]) break;  // padding
+      if (!open || chunk.multipliers[i] != weight) {
+        weight = chunk.multipliers[i];
+        out += "\n    " + number(weight) + ":";
+        open = true;
+      }
+      out += " " + (embedding_at[i].empty() ? tokenizer.token_text(chunk.tokens[i]) : embedding_at[i]);
+    }
+    out += "\n";
+  }
+}
+
+}  // namespace
+
+bool uses_prompt_language(const std::string& prompt, int steps, const PromptChunker& chunk) {
+  const auto taken = text::take_extra_network_tags(prompt);
+  if (!taken.tags.empty()) return true;
+  const auto schedule = text::prompt_schedule(taken.text, steps);
+  return schedule.size() != 1 || schedule[0].text != taken.text || !chunks_are_plain(chunk(taken.text));
+}
+
+std::string describe_prompt_reading(const text::ClipTokenizer& tokenizer, const std::string& prompt, int steps,
+                                    const PromptChunker& chunk, const std::vector<text::EmbeddingName>& embeddings) {
+  const auto taken = text::take_extra_network_tags(prompt);
+  std::string out;
+  for (const auto& tag : taken.tags) {
+    out += "extra network <" + tag.kind;
+    for (const auto& item : tag.positional) out += ":" + item;
+    for (const auto& [key, value] : tag.named) out += ":" + key + "=" + value;
+    out += "> (taken out of the text)\n";
+  }
+  const auto schedule = text::prompt_schedule(taken.text, steps);
+  int first = 1;
+  for (const auto& entry : schedule) {
+    out += (first == entry.end_at_step ? "step " + std::to_string(first)
+                                       : "steps " + std::to_string(first) + "-" + std::to_string(entry.end_at_step)) +
+           " of " + std::to_string(steps) + ": \"" + entry.text + "\"\n";
+    const auto chunked = chunk(entry.text);
+    describe_chunks(out, tokenizer, chunked, embeddings);
+    first = entry.end_at_step + 1;
+  }
+  return out;
+}
+
+}  // namespace diffuse::explain

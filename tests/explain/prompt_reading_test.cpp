@@ -1,0 +1,68 @@
+// A prompt in AUTOMATIC1111's language as `diffuse tokens` explains it: the steps each text is read
+// at, the tags taken out, every chunk's weights and where embeddings go.
+#include <gtest/gtest.h>
+
+#include "explain/prompt_reading.h"
+#include "pipeline/model.h"
+#include "support/fixtures.h"
+
+namespace diffuse::explain {
+namespace {
+
+using test::fixtures_dir;
+
+pipeline::StableDiffusionModel& tiny_model() {
+  static auto model = [] {
+    auto loaded = pipeline::StableDiffusionModel::load(fixtures_dir() / "tiny-sd1/diffusers");
+    loaded.add_embedding({"tiny-style", at::ones({2, 32}), {}});
+    return loaded;
+  }();
+  return model;
+}
+
+PromptChunker chunker() {
+  return [](const std::string& text) { return tiny_model().chunk_prompt(text); };
+}
+
+TEST(PromptReading, PlainPromptsNeedNoReading) {
+  EXPECT_FALSE(uses_prompt_language("a photo of a cat", 20, chunker()));
+  EXPECT_TRUE(uses_prompt_language("a (cat:1.2)", 20, chunker()));
+  EXPECT_TRUE(uses_prompt_language("a [cat:dog:5]", 20, chunker()));
+  EXPECT_TRUE(uses_prompt_language("a cat BREAK a dog", 20, chunker()));
+  EXPECT_TRUE(uses_prompt_language("a cat <lora:x:1>", 20, chunker()));
+  EXPECT_TRUE(uses_prompt_language("a painting in tiny-style style", 20, chunker()));
+}
+
+TEST(PromptReading, ShowsStepsWeightsTagsAndEmbeddings) {
+  const auto text = describe_prompt_reading(tiny_model().tokenizer,
+                                            "a (red:1.5) [cat:dog:0.5] in tiny-style <lora:soft:0.6>", 10, chunker(),
+                                            {{"tiny-style", {}, 2}});
+  EXPECT_EQ(text,
+            "extra network <lora:soft:0.6> (taken out of the text)\n"
+            "steps 1-5 of 10: \"a (red:1.5) cat in tiny-style \"\n"
+            "  6 tokens in 1 chunk of 75\n"
+            "  chunk 1:\n"
+            "    1: a</w>\n"
+            "    1.5: red</w>\n"
+            "    1: cat</w> in</w> <tiny-style: 2 vectors>\n"
+            "steps 6-10 of 10: \"a (red:1.5) dog in tiny-style \"\n"
+            "  6 tokens in 1 chunk of 75\n"
+            "  chunk 1:\n"
+            "    1: a</w>\n"
+            "    1.5: red</w>\n"
+            "    1: dog</w> in</w> <tiny-style: 2 vectors>\n");
+}
+
+TEST(PromptReading, ShowsEachChunk) {
+  const auto text = describe_prompt_reading(tiny_model().tokenizer, "a cat BREAK [a dog]", 4, chunker());
+  EXPECT_EQ(text,
+            "steps 1-4 of 4: \"a cat BREAK [a dog]\"\n"
+            "  77 tokens in 2 chunks of 75\n"
+            "  chunk 1:\n"
+            "    1: a</w> cat</w>\n"
+            "  chunk 2:\n"
+            "    0.909091: a</w> dog</w>\n");
+}
+
+}  // namespace
+}  // namespace diffuse::explain
