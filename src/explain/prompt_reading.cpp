@@ -1,6 +1,8 @@
 #include "explain/prompt_reading.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "text/extra_networks.h"
 #include "text/prompt_schedule.h"
@@ -78,15 +80,23 @@ std::string describe_prompt_reading(const text::ClipTokenizer& tokenizer, const 
     for (const auto& [key, value] : tag.named) out += ":" + key + "=" + value;
     out += "> (taken out of the text)\n";
   }
-  const auto schedule = text::prompt_schedule(taken.text, steps);
+  // Each text once, with every step range it is read at (alternation comes back to a text often).
+  std::vector<std::pair<std::string, std::vector<std::pair<int, int>>>> texts;
   int first = 1;
-  for (const auto& entry : schedule) {
-    out += (first == entry.end_at_step ? "step " + std::to_string(first)
-                                       : "steps " + std::to_string(first) + "-" + std::to_string(entry.end_at_step)) +
-           " of " + std::to_string(steps) + ": \"" + entry.text + "\"\n";
-    const auto chunked = chunk(entry.text);
-    describe_chunks(out, tokenizer, chunked, embeddings);
+  for (const auto& entry : text::prompt_schedule(taken.text, steps)) {
+    auto same = std::find_if(texts.begin(), texts.end(), [&](const auto& t) { return t.first == entry.text; });
+    if (same == texts.end()) same = texts.insert(texts.end(), {entry.text, {}});
+    same->second.push_back({first, entry.end_at_step});
     first = entry.end_at_step + 1;
+  }
+  for (const auto& [text, ranges] : texts) {
+    std::string when;
+    for (const auto& [from, to] : ranges) {
+      when += (when.empty() ? "" : ", ") + std::to_string(from) + (from == to ? "" : "-" + std::to_string(to));
+    }
+    const bool one = ranges.size() == 1 && ranges[0].first == ranges[0].second;
+    out += (one ? "step " : "steps ") + when + " of " + std::to_string(steps) + ": \"" + text + "\"\n";
+    describe_chunks(out, tokenizer, chunk(text), embeddings);
   }
   return out;
 }

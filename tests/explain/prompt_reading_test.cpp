@@ -53,6 +53,19 @@ TEST(PromptReading, ShowsStepsWeightsTagsAndEmbeddings) {
             "    1: dog</w> in</w> <tiny-style: 2 vectors>\n");
 }
 
+TEST(PromptReading, AlternationListsEachTextOnceWithItsSteps) {
+  const auto text = describe_prompt_reading(tiny_model().tokenizer, "a [cat|dog]", 5, chunker());
+  EXPECT_EQ(text,
+            "steps 1, 3, 5 of 5: \"a cat\"\n"
+            "  2 tokens in 1 chunk of 75\n"
+            "  chunk 1:\n"
+            "    1: a</w> cat</w>\n"
+            "steps 2, 4 of 5: \"a dog\"\n"
+            "  2 tokens in 1 chunk of 75\n"
+            "  chunk 1:\n"
+            "    1: a</w> dog</w>\n");
+}
+
 TEST(PromptReading, ShowsEachChunk) {
   const auto text = describe_prompt_reading(tiny_model().tokenizer, "a cat BREAK [a dog]", 4, chunker());
   EXPECT_EQ(text,
