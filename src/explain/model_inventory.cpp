@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "io/model_files.h"
-#include "io/safetensors.h"
+#include "io/tensor_file.h"
 #include "util/error.h"
 
 namespace diffuse::explain {
@@ -34,7 +34,7 @@ ComponentInventory component_from_file(const std::string& key, const io::Compone
     names.insert(renamed != weights.file_names.end() ? renamed->second : name);
   }
   ComponentInventory component{key, label_of(key), weights.source, {}};
-  const auto file = io::SafetensorsFile::open(weights.source);
+  const auto file = io::TensorFile::open(weights.source);
   for (const auto& info : file.tensors()) {
     if (names.count(info.name) == 0) continue;
     component.tensors.push_back({info.name, info.shape, info.dtype, product(info.shape)});

@@ -1,5 +1,6 @@
 #include "io/embedding_file.h"
 
+#include "io/checkpoint_file.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 
@@ -55,7 +56,21 @@ EmbeddingFile read_embedding_file(const fs::path& path) {
     for (const auto& info : file.tensors()) tensors.emplace(info.name, file.tensor(info.name));
     embedding = embedding_from_tensors(tensors, where);
   } else if (path.extension() == ".pt" || path.extension() == ".bin") {
-    throw Error(where + "reading pickled embeddings is not built yet: use the .safetensors form");
+    const auto file = CheckpointFile::open(path);
+    const auto& doc = file.document();
+    // AUTOMATIC1111's own files keep the vectors in string_to_param (under '*'); others are a dict of
+    // tensors (emb_params, a diffusers concept {token: vector}, clip_l + clip_g).
+    pickle::Ref dict = file.root();
+    if (const auto params = doc.get(file.root(), "string_to_param")) {
+      if (doc.at(*params).kind != pickle::Kind::Dict) throw Error(where + "string_to_param is " + doc.describe(*params) + ", not a dict");
+      dict = *params;
+    }
+    TensorMap tensors;
+    for (auto& [name, tensor] : file.tensors_in(dict)) tensors[name] = std::move(tensor);
+    if (tensors.empty() && doc.at(dict).kind != pickle::Kind::Dict) {
+      throw Error(where + "holds " + doc.describe(dict) + ", not a textual-inversion embedding");
+    }
+    embedding = embedding_from_tensors(tensors, where);
   } else {
     throw Error(where + "an embedding is a .safetensors, .pt or .bin file");
   }

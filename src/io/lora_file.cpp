@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "io/safetensors.h"
+#include "io/tensor_file.h"
 #include "util/error.h"
 
 namespace diffuse::io {
@@ -93,7 +93,7 @@ void place(LoraModule& module, const std::string& spelling) {
 }  // namespace
 
 LoraFile read_lora_file(const std::filesystem::path& path) {
-  const auto file = SafetensorsFile::open(path);
+  const auto file = TensorFile::open(path);  // .safetensors, or an old .pt through the restricted reader
   const auto where = path.string() + ": ";
   struct Parts {
     at::Tensor down, up, alpha;

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "io/ldm_layout.h"
-#include "io/safetensors.h"
+#include "io/tensor_file.h"
 #include "util/error.h"
 #include "util/json.h"
 
@@ -16,7 +16,7 @@ using nlohmann::json;
 namespace {
 
 // A floating-point tensor as `dtype`; other types as stored.
-at::Tensor read_tensor(const SafetensorsFile& file, const std::string& name, at::ScalarType dtype) {
+at::Tensor read_tensor(const TensorFile& file, const std::string& name, at::ScalarType dtype) {
   const bool floating = at::isFloatingType(file.info(name).scalar_type);
   return file.tensor(name, floating ? std::optional<at::ScalarType>(dtype) : std::nullopt);
 }
@@ -27,6 +27,9 @@ at::Tensor read_tensor(const SafetensorsFile& file, const std::string& name, at:
 const char* const kWeightFiles[] = {
     "diffusion_pytorch_model.safetensors", "model.safetensors",
     "diffusion_pytorch_model.fp16.safetensors", "model.fp16.safetensors",
+    // torch checkpoints, read without running them (io/checkpoint_file.h)
+    "diffusion_pytorch_model.bin", "pytorch_model.bin",
+    "diffusion_pytorch_model.fp16.bin", "pytorch_model.fp16.bin",
 };
 
 // The weight files of a component: one file, or the shards an index names.
@@ -57,11 +60,6 @@ std::vector<fs::path> component_weight_files(const fs::path& folder, std::string
       return shards;
     }
   }
-  for (const char* legacy : {"diffusion_pytorch_model.bin", "pytorch_model.bin"}) {
-    if (fs::exists(folder / legacy)) {
-      throw Error((folder / legacy).string() + ": only .safetensors weights are supported");
-    }
-  }
   throw Error(folder.string() + ": no weights file (expected diffusion_pytorch_model.safetensors or model.safetensors)");
 }
 
@@ -75,7 +73,7 @@ ComponentWeights load_diffusers_component(const fs::path& root, const std::strin
   ComponentWeights weights;
   weights.config = read_json_file(config);
   for (const auto& file_path : component_weight_files(folder, weights.source)) {
-    const auto file = SafetensorsFile::open(file_path);
+    const auto file = TensorFile::open(file_path);
     for (const auto& info : file.tensors()) {
       // transformers saves CLIP's position_ids buffer; our modules (like the single-file mapping)
       // do not treat it as a weight.
@@ -248,11 +246,7 @@ json family_original_config(const std::string& family) {
 }
 
 ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
-  const auto extension = path.extension().string();
-  if (extension == ".ckpt" || extension == ".pt" || extension == ".pth" || extension == ".bin") {
-    throw Error(path.string() + ": pickle checkpoints (" + extension + ") are not supported yet; use a .safetensors file");
-  }
-  const auto file = SafetensorsFile::open(path);
+  const auto file = TensorFile::open(path);
   ModelFiles model;
   model.layout = ModelFiles::Layout::SingleFile;
   model.path = path;
@@ -333,7 +327,7 @@ at::ScalarType loading_dtype(const fs::path& path, at::ScalarType wanted) {
   }
   std::optional<at::ScalarType> stored;
   for (const auto& file_path : files) {
-    const auto file = SafetensorsFile::open(file_path);
+    const auto file = TensorFile::open(file_path);
     for (const auto& info : file.tensors()) {
       if (!at::isFloatingType(info.scalar_type)) continue;
       if (stored && *stored != info.scalar_type) return wanted;

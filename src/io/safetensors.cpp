@@ -1,12 +1,6 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -63,16 +57,6 @@ bool is_non_negative_integer(const nlohmann::ordered_json& value) {
 
 }  // namespace
 
-// The whole file, mapped copy-on-write: the file itself is never written, yet a caller that
-// modifies a tensor in place (merging a LoRA, say) gets private pages instead of a SIGSEGV.
-struct SafetensorsFile::Mapping {
-  void* address = MAP_FAILED;
-  size_t length = 0;
-  ~Mapping() {
-    if (address != MAP_FAILED) ::munmap(address, length);
-  }
-};
-
 std::optional<at::ScalarType> scalar_type_from_safetensors(const std::string& dtype) {
   const auto* entry = find_dtype(dtype);
   return entry ? entry->type : std::nullopt;
@@ -87,30 +71,13 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
   const std::string file = path.string();
   auto fail = [&file](const std::string& why) -> Error { return Error(file + ": " + why); };
 
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw fail(std::string("cannot open (") + std::strerror(errno) + ")");
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw fail("not a regular file");
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  auto mapping = MappedFile::open(path);
+  const uint64_t file_size = mapping->size();
   if (file_size < 8) {
-    ::close(fd);
     throw fail("not a safetensors file (" + std::to_string(file_size) +
                " bytes, too short for the 8-byte header length)");
   }
-
-  auto mapping = std::make_shared<Mapping>();
-  mapping->length = static_cast<size_t>(file_size);
-  mapping->address = ::mmap(nullptr, mapping->length, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_NORESERVE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);  // the mapping outlives the descriptor
-  if (mapping->address == MAP_FAILED) {
-    throw fail(std::string("cannot memory-map (") + std::strerror(map_errno) + ")");
-  }
-  const auto* bytes = static_cast<const uint8_t*>(mapping->address);
+  const uint8_t* bytes = mapping->data();
 
   uint64_t header_length = 0;
   std::memcpy(&header_length, bytes, sizeof header_length);

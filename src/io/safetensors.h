@@ -11,6 +11,8 @@
 
 #include <ATen/ATen.h>
 
+#include "util/mapped_file.h"
+
 namespace diffuse::io {
 
 struct TensorInfo {
@@ -41,11 +43,10 @@ class SafetensorsFile {
                     std::optional<at::ScalarType> convert_to = std::nullopt) const;
 
  private:
-  struct Mapping;
   SafetensorsFile() = default;
 
   std::filesystem::path path_;
-  std::shared_ptr<Mapping> mapping_;
+  std::shared_ptr<const MappedFile> mapping_;
   const uint8_t* data_area_ = nullptr;   // first byte after the header
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;  // name -> position in tensors_

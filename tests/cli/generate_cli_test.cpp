@@ -76,6 +76,24 @@ TEST_F(GenerateCli, SingleFileWithTokenizerFlag) {
   EXPECT_NE(png.text.at("parameters").find("Model: tiny-sd1"), std::string::npos);
 }
 
+// Legacy .ckpt files (zip and pre-1.6 formats), read without running their pickles, draw the very image
+// of the safetensors file they were saved from.
+TEST_F(GenerateCli, CheckpointsDrawTheSafetensorsImage) {
+  const auto tokenizer = (test::shared_dir() / "clip/bpe_simple_vocab_16e6.txt.gz").string();
+  at::Tensor reference;
+  for (const char* name : {"tiny-sd1.safetensors", "tiny-sd1.ckpt", "tiny-sd1-legacy.ckpt"}) {
+    SCOPED_TRACE(name);
+    const auto outcome = generate({"--tokenizer", tokenizer, "--seed", "11"}, (fixtures_dir() / "tiny-sd1" / name).string());
+    ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+    const auto pixels = image::read_png(out()).pixels;
+    if (!reference.defined()) {
+      reference = pixels;
+    } else {
+      EXPECT_TRUE(pixels.equal(reference));
+    }
+  }
+}
+
 TEST_F(GenerateCli, BatchCountWritesOneImagePerSeed) {
   const auto outcome = generate({"--seed", "7", "--batch-count", "2"});
   ASSERT_EQ(outcome.exit_code, 0) << outcome.output;

@@ -62,7 +62,7 @@ TEST_F(PromptAddonsCli, LoraFromAPromptTagOrAFlagGivesTheReference) {
 TEST_F(PromptAddonsCli, EmbeddingFromAFileOrAFolderGivesTheReference) {
   const auto ti = fixtures_dir() / "textual_inversion";
   expect_reference(generate("a painting in tiny-style style", "4201",
-                            {"--sampler", "euler", "--embedding", (ti / "tiny-style.safetensors").string()}),
+                            {"--sampler", "euler", "--embedding", (ti / "tiny-style.pt").string()}),
                    ti / "refs/t2i_euler_8_ti.png");
   fs::remove(out());
   fs::create_directories(dir_ / "embeddings/sdxl");
@@ -88,6 +88,10 @@ TEST_F(PromptAddonsCli, RefusesBadLorasAndEmbeddingsBeforeWritingAnything) {
                   "--embedding: '" + (dir_ / "missing.pt").string() + "' is not a file");
   expect_rejected(generate("a cat", "1", {"--embedding", (fixtures_dir() / "lora/tiny-sd1-lora.safetensors").string()}),
                   "is not a textual-inversion embedding");
+  // A pickle that would run a command is refused by the global it names; nothing runs.
+  fs::copy_file(fixtures_dir() / "malicious/exec_os_system.ckpt", dir_ / "evil.pt");
+  expect_rejected(generate("a cat", "1", {"--embedding", (dir_ / "evil.pt").string()}), "forbidden global os.system");
+  EXPECT_FALSE(fs::exists("pwned_marker"));
   expect_rejected(generate("a cat", "1", {"--embeddings-dir", (dir_ / "nowhere").string()}),
                   "--embeddings-dir: '" + (dir_ / "nowhere").string() + "' is not a folder");
 }

@@ -161,8 +161,8 @@ TEST_F(ModelFilesTest, FindsTokenizerBesideASingleFile) {
 TEST_F(ModelFilesTest, ErrorsNameThePath) {
   load_error(dir_ / "nothing-here.safetensors", "nothing-here.safetensors");
   EXPECT_NE(load_error(dir_, dir_.string()).find("model_index.json"), std::string::npos);
-  const fs::path ckpt = test::fixtures_dir() / "tiny-sd1" / "tiny-sd1.ckpt";
-  EXPECT_NE(load_error(ckpt, "tiny-sd1.ckpt").find("not supported"), std::string::npos);
+  std::ofstream(dir_ / "notes.ckpt") << "not a checkpoint either";
+  EXPECT_NE(load_error(dir_ / "notes.ckpt", "notes.ckpt").find("not a torch checkpoint"), std::string::npos);
   std::ofstream(dir_ / "notes.safetensors") << "these are not the weights you are looking for";
   EXPECT_NE(load_error(dir_ / "notes.safetensors", "notes.safetensors").find("not a safetensors file"),
             std::string::npos);

@@ -22,7 +22,8 @@ using test::read_reference;
 
 fs::path ti_dir() { return fixtures_dir() / "textual_inversion"; }
 
-std::vector<fs::path> embedding_files() { return {ti_dir() / "tiny-style.safetensors"}; }
+// AUTOMATIC1111's pickle (string_to_param, read by the restricted reader) and its safetensors form.
+std::vector<fs::path> embedding_files() { return {ti_dir() / "tiny-style.pt", ti_dir() / "tiny-style.safetensors"}; }
 
 TEST(TextualInversionFile, HoldsTheVectorsDiffusersLoaded) {
   const auto expected = read_reference(ti_dir() / "refs/embedding_vectors.bin");
