@@ -11,5 +11,6 @@ void add_train_command(CLI::App& app, int argc, char** argv);
 void add_inspect_command(CLI::App& app);
 void add_tokens_command(CLI::App& app);
 void add_image_numbers_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 }  // namespace diffuse::cli

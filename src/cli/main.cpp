@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   diffuse::cli::add_inspect_command(app);
   diffuse::cli::add_tokens_command(app);
   diffuse::cli::add_image_numbers_command(app);
+  diffuse::cli::add_convert_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

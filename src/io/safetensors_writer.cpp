@@ -20,6 +20,12 @@ const char* dtype_name(at::ScalarType type) {
     case at::kHalf: return "F16";
     case at::kBFloat16: return "BF16";
     case at::kLong: return "I64";
+    case at::kDouble: return "F64";
+    case at::kInt: return "I32";
+    case at::kShort: return "I16";
+    case at::kChar: return "I8";
+    case at::kByte: return "U8";
+    case at::kBool: return "BOOL";
     default: return nullptr;
   }
 }

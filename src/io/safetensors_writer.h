@@ -9,7 +9,8 @@
 
 namespace diffuse::io {
 
-// Writes `tensors` (F32, F16, BF16 or I64 CPU or any-device tensors; other types are rejected) to
+// Writes `tensors` (F64, F32, F16, BF16, I64, I32, I16, I8, U8 or BOOL; complex and quantised types are
+// rejected) to
 // `path`, names in sorted order, data contiguous and little-endian, with `metadata` under
 // "__metadata__". The file goes to a temporary sibling renamed over `path` when complete, so a
 // failure never leaves a half-written file. Throws diffuse::Error naming the path or tensor.

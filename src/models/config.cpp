@@ -336,4 +336,81 @@ VaeConfig VaeConfig::infer(const TensorMap& weights, const json& original_config
   return c;
 }
 
+json TextEncoderConfig::to_json() const {
+  json config = {
+      {"architectures", json::array({projection_dim > 0 ? "CLIPTextModelWithProjection" : "CLIPTextModel"})},
+      {"model_type", "clip_text_model"},
+      {"vocab_size", vocab_size},
+      {"hidden_size", hidden_size},
+      {"intermediate_size", intermediate_size},
+      {"num_hidden_layers", num_layers},
+      {"num_attention_heads", num_heads},
+      {"max_position_embeddings", max_positions},
+      {"hidden_act", hidden_act},
+      {"layer_norm_eps", layer_norm_eps},
+      {"eos_token_id", eos_token_id},
+      {"bos_token_id", 0},
+      {"pad_token_id", 1},
+  };
+  if (projection_dim > 0) config["projection_dim"] = projection_dim;
+  return config;
+}
+
+json UNetConfig::to_json() const {
+  std::vector<std::string> down, up;
+  for (int level = 0; level < levels(); ++level) {
+    down.push_back(cross_attention[level] ? "CrossAttnDownBlock2D" : "DownBlock2D");
+    up.push_back(cross_attention[levels() - 1 - level] ? "CrossAttnUpBlock2D" : "UpBlock2D");
+  }
+  json config = {
+      {"_class_name", "UNet2DConditionModel"},
+      {"in_channels", in_channels},
+      {"out_channels", out_channels},
+      {"block_out_channels", block_out_channels},
+      {"down_block_types", down},
+      {"up_block_types", up},
+      {"mid_block_type", "UNetMidBlock2DCrossAttn"},
+      // diffusers' legacy name: attention_head_dim holds the heads per level while
+      // num_attention_heads is null, as its own SD configs say.
+      {"attention_head_dim", num_heads},
+      {"num_attention_heads", nullptr},
+      {"transformer_layers_per_block", transformer_layers},
+      {"layers_per_block", layers_per_block},
+      {"cross_attention_dim", cross_attention_dim},
+      {"use_linear_projection", use_linear_projection},
+      {"norm_num_groups", norm_num_groups},
+      {"norm_eps", norm_eps},
+      {"flip_sin_to_cos", flip_sin_to_cos},
+      {"freq_shift", freq_shift},
+      {"sample_size", sample_size},
+      {"act_fn", "silu"},
+      {"addition_embed_type", nullptr},
+  };
+  if (text_time()) {
+    config["addition_embed_type"] = addition_embed_type;
+    config["addition_time_embed_dim"] = addition_time_embed_dim;
+    config["projection_class_embeddings_input_dim"] = projection_class_embeddings_input_dim;
+  }
+  return config;
+}
+
+json VaeConfig::to_json() const {
+  std::vector<std::string> down(block_out_channels.size(), "DownEncoderBlock2D");
+  std::vector<std::string> up(block_out_channels.size(), "UpDecoderBlock2D");
+  return {
+      {"_class_name", "AutoencoderKL"},
+      {"in_channels", in_channels},
+      {"out_channels", out_channels},
+      {"latent_channels", latent_channels},
+      {"block_out_channels", block_out_channels},
+      {"down_block_types", down},
+      {"up_block_types", up},
+      {"layers_per_block", layers_per_block},
+      {"norm_num_groups", norm_num_groups},
+      {"scaling_factor", scaling_factor},
+      {"sample_size", sample_size},
+      {"act_fn", "silu"},
+  };
+}
+
 }  // namespace diffuse::models

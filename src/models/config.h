@@ -32,6 +32,8 @@ struct TextEncoderConfig {
   // sgm (SDXL) config, the embedder whose kind matches the weights (with a text projection: the
   // OpenCLIP one) gives them.
   static TextEncoderConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+  // The config.json transformers writes for this model; from_json reads it back to this config.
+  nlohmann::json to_json() const;
 };
 
 struct UNetConfig {
@@ -63,6 +65,8 @@ struct UNetConfig {
 
   static UNetConfig from_json(const nlohmann::json& config);
   static UNetConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+  // The config.json diffusers writes for this model; from_json reads it back to this config.
+  nlohmann::json to_json() const;
 };
 
 struct VaeConfig {
@@ -80,6 +84,7 @@ struct VaeConfig {
 
   static VaeConfig from_json(const nlohmann::json& config);
   static VaeConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+  nlohmann::json to_json() const;
 };
 
 }  // namespace diffuse::models
