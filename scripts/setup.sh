@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev      # configs, safetensors headers, fixtures
   libcli11-dev            # command line
   libicu-dev              # Unicode for the CLIP tokenizer: NFC/NFKC, case mapping, \p{L} regex, cp1252
+  libcpp-httplib-dev      # diffuse serve: HTTP server (and the API tests' client)
 )
 missing=()
 for p in "${packages[@]}"; do

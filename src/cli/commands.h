@@ -12,5 +12,6 @@ void add_inspect_command(CLI::App& app);
 void add_tokens_command(CLI::App& app);
 void add_image_numbers_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace diffuse::cli

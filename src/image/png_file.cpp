@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -172,9 +173,11 @@ void collect_text(png_structp png, png_infop info, std::map<std::string, std::st
 
 }  // namespace
 
-void write_png(const fs::path& path, const at::Tensor& pixels,
-               const std::vector<std::pair<std::string, std::string>>& text_chunks) {
-  const std::string name = path.string();
+namespace {
+
+// Encodes `pixels` into an open stream; throws naming `name` for a bad image or a libpng error.
+void write_png_to(FILE* file, const std::string& name, const at::Tensor& pixels,
+                  const std::vector<std::pair<std::string, std::string>>& text_chunks) {
   if (pixels.dim() != 3 || pixels.scalar_type() != at::kByte || pixels.size(0) < 1 || pixels.size(1) < 1 ||
       (pixels.size(2) != 1 && pixels.size(2) != 3 && pixels.size(2) != 4)) {
     throw Error(name + ": image to write must be uint8 [H, W, 1|3|4], got " + std::string(pixels.toString()) + " " +
@@ -185,7 +188,7 @@ void write_png(const fs::path& path, const at::Tensor& pixels,
   const int64_t height = data.size(0), width = data.size(1), channels = data.size(2);
 
   std::vector<EncodedText> encoded;
-  for (const auto& [key, value] : text_chunks) encoded.push_back(encode_text_chunk(path, key, value));
+  for (const auto& [key, value] : text_chunks) encoded.push_back(encode_text_chunk(fs::path(name), key, value));
   std::vector<png_text> texts(encoded.size());
   for (size_t i = 0; i < encoded.size(); ++i) {
     texts[i] = png_text{};
@@ -199,29 +202,57 @@ void write_png(const fs::path& path, const at::Tensor& pixels,
   auto* base = data.data_ptr<uint8_t>();
   for (int64_t y = 0; y < height; ++y) rows[y] = base + y * width * channels;
 
+  const int color_type = channels == 1 ? PNG_COLOR_TYPE_GRAY : channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA;
+  const WriteJob job{file, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), color_type,
+                     rows.data(), texts.data(), static_cast<int>(texts.size())};
+  ErrorMessage error;
+  if (!write_png_stream(job, &error)) throw Error(name + ": PNG error: " + error.text);
+}
+
+}  // namespace
+
+void write_png(const fs::path& path, const at::Tensor& pixels,
+               const std::vector<std::pair<std::string, std::string>>& text_chunks) {
+  const std::string name = path.string();
   write_file_atomically(path, [&](const fs::path& temp) {
     FILE* file = std::fopen(temp.c_str(), "wb");
     if (file == nullptr) throw Error(name + ": cannot write (" + std::strerror(errno) + ")");
-    const int color_type =
-        channels == 1 ? PNG_COLOR_TYPE_GRAY : channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA;
-    const WriteJob job{file, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), color_type,
-                       rows.data(), texts.data(), static_cast<int>(texts.size())};
-    ErrorMessage error;
-    const bool written = write_png_stream(job, &error);
+    try {
+      write_png_to(file, name, pixels, text_chunks);
+    } catch (...) {
+      std::fclose(file);
+      throw;
+    }
     const bool flushed = std::fflush(file) == 0 && !std::ferror(file);
     const int write_errno = errno;
     const bool closed = std::fclose(file) == 0;
-    if (!written) throw Error(name + ": PNG error: " + error.text);
     if (!flushed || !closed) throw Error(name + ": cannot write (" + std::strerror(write_errno) + ")");
   });
 }
 
-PngImage read_png(const fs::path& path) {
-  const std::string name = path.string();
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) throw Error(name + ": cannot open (" + std::strerror(errno) + ")");
+std::string encode_png(const at::Tensor& pixels, const std::vector<std::pair<std::string, std::string>>& text_chunks) {
+  char* buffer = nullptr;
+  size_t size = 0;
+  FILE* stream = ::open_memstream(&buffer, &size);
+  if (stream == nullptr) throw Error(std::string("PNG in memory: cannot open a stream (") + std::strerror(errno) + ")");
+  try {
+    write_png_to(stream, "PNG in memory", pixels, text_chunks);
+  } catch (...) {
+    std::fclose(stream);
+    std::free(buffer);
+    throw;
+  }
+  std::fclose(stream);
+  std::string bytes(buffer, size);
+  std::free(buffer);
+  return bytes;
+}
+
+namespace {
+
+PngImage read_png_from(FILE* file, const std::string& name) {
   png_byte signature[8] = {};
-  if (std::fread(signature, 1, 8, file.get()) != 8 || png_sig_cmp(signature, 0, 8) != 0) {
+  if (std::fread(signature, 1, 8, file) != 8 || png_sig_cmp(signature, 0, 8) != 0) {
     throw Error(name + ": not a PNG file");
   }
 
@@ -234,7 +265,7 @@ PngImage read_png(const fs::path& path) {
   if (structs.info == nullptr || structs.end_info == nullptr) throw Error(name + ": cannot start libpng");
 
   Header header{};
-  if (!read_png_header(structs.png, structs.info, file.get(), &header)) {
+  if (!read_png_header(structs.png, structs.info, file, &header)) {
     throw Error(name + ": damaged PNG (" + error.text + ")");
   }
   // libpng's own limit is a million pixels a side; this keeps a hostile header from asking for
@@ -258,6 +289,23 @@ PngImage read_png(const fs::path& path) {
   collect_text(structs.png, structs.info, image.text);
   collect_text(structs.png, structs.end_info, image.text);
   return image;
+}
+
+
+}  // namespace
+
+PngImage read_png(const fs::path& path) {
+  const std::string name = path.string();
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) throw Error(name + ": cannot open (" + std::strerror(errno) + ")");
+  return read_png_from(file.get(), name);
+}
+
+PngImage decode_png(const std::string& bytes, const std::string& name) {
+  if (bytes.empty()) throw Error(name + ": not a PNG file (empty)");
+  std::unique_ptr<FILE, int (*)(FILE*)> file(::fmemopen(const_cast<char*>(bytes.data()), bytes.size(), "rb"), &std::fclose);
+  if (!file) throw Error(name + ": cannot read (" + std::strerror(errno) + ")");
+  return read_png_from(file.get(), name);
 }
 
 }  // namespace diffuse::image

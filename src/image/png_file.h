@@ -18,6 +18,9 @@ namespace diffuse::image {
 void write_png(const std::filesystem::path& path, const at::Tensor& pixels,
                const std::vector<std::pair<std::string, std::string>>& text_chunks = {});
 
+// The same PNG as bytes in memory (what the server sends as base64). Throws diffuse::Error.
+std::string encode_png(const at::Tensor& pixels, const std::vector<std::pair<std::string, std::string>>& text_chunks = {});
+
 struct PngImage {
   int width = 0;
   int height = 0;
@@ -30,5 +33,8 @@ struct PngImage {
 // depths to 8, 16-bit samples scale to 8. Throws diffuse::Error naming the path for a file that
 // is missing, not a PNG, or damaged.
 PngImage read_png(const std::filesystem::path& path);
+
+// A PNG held in memory (an upload); `name` starts every error message (the JSON field, say).
+PngImage decode_png(const std::string& bytes, const std::string& name);
 
 }  // namespace diffuse::image

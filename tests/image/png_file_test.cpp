@@ -73,6 +73,26 @@ TEST_F(PngFileTest, RoundTripsPixelsAndText) {
   EXPECT_NE(bytes.find("iTXtinternational"), std::string::npos);
 }
 
+TEST_F(PngFileTest, InMemoryIsTheSameFile) {
+  const auto pixels = random_pixels(6, 9, 4);
+  const std::vector<std::pair<std::string, std::string>> text = {{"parameters", "a cat\nSteps: 2"}};
+  write_png(dir_ / "cat.png", pixels, text);
+  const std::string bytes = encode_png(pixels, text);
+  EXPECT_EQ(bytes, file_bytes(dir_ / "cat.png"));
+  const auto image = decode_png(bytes, "upload");
+  EXPECT_TRUE(at::equal(image.pixels, pixels));
+  EXPECT_EQ(image.text.at("parameters"), "a cat\nSteps: 2");
+  for (const std::string& bad : {std::string(), std::string("GIF89a"), bytes.substr(0, bytes.size() / 2)}) {
+    try {
+      decode_png(bad, "upload");
+      FAIL() << "decoded " << bad.size() << " bytes";
+    } catch (const Error& error) {
+      EXPECT_EQ(std::string(error.what()).rfind("upload: ", 0), 0u) << error.what();
+    }
+  }
+  EXPECT_THROW(encode_png(at::zeros({2, 2}, at::kFloat)), Error);
+}
+
 TEST_F(PngFileTest, RoundTripsGrayAndRgbaAndOverwrites) {
   const fs::path path = dir_ / "image.png";
   for (int64_t channels : {1, 4, 3}) {

@@ -1,0 +1,51 @@
+#pragma once
+// AUTOMATIC1111's web API, translated: its txt2img / img2img JSON into the one generation request of
+// pipeline/, and the images back as its responses (base64 PNGs, `parameters`, `info` as a JSON
+// string with the seeds and infotexts). Field errors are InvalidParameter naming the JSON field.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pipeline/generation.h"
+#include "pipeline/request.h"
+
+namespace diffuse::server {
+
+// What one server accepts, so a request can never ask for more than the machine should give.
+struct ServeLimits {
+  int max_width = 2048;
+  int max_height = 2048;
+  int max_steps = 150;
+  int max_images = 16;           // batch_size x n_iter
+  size_t max_request_bytes = 64u << 20;
+};
+
+struct ApiRequest {
+  pipeline::GenerationRequest request;
+  int batch_size = 1;  // AUTOMATIC1111's batch_size x n_iter images, made one after another
+  int n_iter = 1;
+  bool send_images = true;
+};
+
+// The server's /sdapi/v1/options a job carries, under this key of its payload (never echoed back).
+inline constexpr const char* kServerDefaults = "__server_defaults";
+
+// `img2img`: init_images, mask, denoising_strength, mask_blur, inpainting_mask_invert are read too.
+// Unknown fields are ignored, as AUTOMATIC1111 ignores them. seed -1 picks a random seed.
+ApiRequest parse_a1111_request(const nlohmann::json& payload, bool img2img, const ServeLimits& limits);
+
+// The sampler (and schedule) an AUTOMATIC1111 name means: "DPM++ 2M Karras", "Euler a", or our own
+// names ("dpm++2m"); `scheduler` is the newer separate field ("Karras", "Automatic"), may be empty.
+void set_sampler_from_a1111(pipeline::GenerationRequest& request, const std::string& sampler_name,
+                            const std::string& scheduler);
+
+// The response body: {"images": [...], "parameters": payload, "info": "<json>"}.
+nlohmann::json a1111_response(const nlohmann::json& payload, const ApiRequest& api, const pipeline::ResolvedRequest& request,
+                              const std::vector<pipeline::GeneratedImage>& images,
+                              const std::vector<std::string>& png_bytes, const std::string& model_name);
+
+// Every sampler as /sdapi/v1/samplers lists them: {"name", "aliases", "options"}.
+nlohmann::json a1111_samplers();
+
+}  // namespace diffuse::server
