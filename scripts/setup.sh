@@ -13,6 +13,9 @@ packages=(
   libcli11-dev            # command line
   libicu-dev              # Unicode for the CLIP tokenizer: NFC/NFKC, case mapping, \p{L} regex, cp1252
   libcpp-httplib-dev      # diffuse serve: HTTP server (and the API tests' client)
+  libhiredis-dev          # diffuse serve --queue redis://: workers sharing one job queue
+  redis-server            # the queue tests start their own
+  chromium                # the web page's test drives it headless
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -23,4 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The browser test runs on Node (playwright-core from npm). A machine without node gets Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs npm
 fi

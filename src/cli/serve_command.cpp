@@ -9,6 +9,7 @@
 #include "pipeline/model.h"
 #include "server/generation_worker.h"
 #include "server/http_server.h"
+#include "server/redis_queue.h"
 #include "util/error.h"
 #include "util/threads.h"
 
@@ -23,6 +24,9 @@ struct ServeOptions {
   server::ServeLimits limits;
   int max_request_mb = 64;
   std::vector<std::string> lora_dirs, embedding_dirs;
+  std::string queue;
+  double claim_after = 30;
+  double keep_finished = 3600;
 };
 
 server::HttpFront* running_front = nullptr;
@@ -45,7 +49,16 @@ void serve(ServeOptions& o) {
   const auto embeddings = pipeline::add_embeddings(model, {}, {o.embedding_dirs.begin(), o.embedding_dirs.end()});
   for (const auto& skipped : embeddings.skipped) std::fprintf(stderr, "warning: embedding skipped: %s\n", skipped.c_str());
 
-  auto queue = server::make_local_queue();
+  std::unique_ptr<server::JobQueue> queue;
+  if (o.queue.empty()) {
+    queue = server::make_local_queue();
+  } else {
+    server::RedisQueueOptions redis;
+    redis.url = o.queue;
+    redis.claim_after = std::chrono::milliseconds(static_cast<int64_t>(o.claim_after * 1000));
+    redis.keep_finished = std::chrono::seconds(static_cast<int64_t>(o.keep_finished));
+    queue = server::make_redis_queue(redis);
+  }
   server::GenerationWorker worker(model, *queue, o.limits, {o.lora_dirs.begin(), o.lora_dirs.end()});
   server::FrontOptions front_options;
   front_options.host = o.host;
@@ -91,6 +104,13 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--max-images", o->limits.max_images, "Most images per request, batch_size x n_iter (default 16)")
       ->check(CLI::PositiveNumber);
   command->add_option("--max-request-mb", o->max_request_mb, "Largest request body in MiB (default 64)")->check(CLI::PositiveNumber);
+  command->add_option("--queue", o->queue,
+                      "redis://HOST:PORT: be one of several workers sharing a job queue in Redis (default: this process's own)");
+  command->add_option("--queue-claim-after", o->claim_after,
+                      "Seconds a worker may be silent before another takes its job again (default 30)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--queue-keep", o->keep_finished, "Seconds finished jobs stay in Redis (default 3600)")
+      ->check(CLI::PositiveNumber);
   command->callback([o] { serve(*o); });
 }
 

@@ -1,6 +1,8 @@
 #include "server/generation_worker.h"
 
 #include <chrono>
+#include <cstdio>
+#include <optional>
 
 #include "explain/step_previews.h"
 #include "image/png_file.h"
@@ -23,16 +25,34 @@ void GenerationWorker::start(int threads) {
   thread_ = std::thread([this, threads] {
     if (threads > 0) set_cpu_threads(threads);
     while (!stopping_) {
-      const auto job = queue_.take(std::chrono::milliseconds(200));
+      std::optional<Job> job;
+      try {
+        job = queue_.take(std::chrono::milliseconds(200));
+      } catch (const Error& error) {
+        // A shared queue out of reach (Redis restarting): say so, and try again shortly.
+        std::fprintf(stderr, "diffuse serve: %s\n", error.what());
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
       if (!job) continue;
-      queue_.finish(job->id, run(*job));
+      {
+        std::lock_guard lock(current_mutex_);
+        current_ = job->id;
+      }
+      const auto status = run(*job);
+      queue_.finish(job->id, status);
+      std::lock_guard lock(current_mutex_);
+      current_.clear();
     }
   });
 }
 
 void GenerationWorker::stop() {
   stopping_ = true;
-  if (const auto current = queue_.running()) queue_.interrupt(*current);
+  {
+    std::lock_guard lock(current_mutex_);
+    if (!current_.empty()) queue_.interrupt(current_);
+  }
   if (thread_.joinable()) thread_.join();
 }
 

@@ -2,6 +2,7 @@
 // The worker side of a server: takes jobs from a JobQueue one at a time and computes them on the one
 // loaded model through pipeline/ (nothing of cli/), reporting every step and a preview as it goes.
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +33,8 @@ class GenerationWorker {
   ServeLimits limits_;
   std::vector<std::filesystem::path> lora_dirs_;
   std::atomic<bool> stopping_{false};
+  std::mutex current_mutex_;
+  std::string current_;  // the job in hand, if any
   std::thread thread_;
 };
 

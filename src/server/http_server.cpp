@@ -51,6 +51,8 @@ std::optional<json> body_of(const httplib::Request& request, httplib::Response& 
 json status_json(const std::string& id, const JobStatus& status, bool with_preview) {
   json body = {{"id", id}, {"state", job_state_name(status.state)}};
   if (status.state == JobState::Queued) body["ahead"] = status.ahead;
+  if (!status.worker.empty()) body["worker"] = status.worker;
+  body["attempts"] = status.attempts;
   if (!status.progress.is_null()) body["progress"] = status.progress;
   if (with_preview && !status.preview_png.empty()) body["preview"] = base64_encode(status.preview_png);
   if (status.finished() && !status.result.is_null()) body["result"] = status.result;

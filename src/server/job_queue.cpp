@@ -87,6 +87,8 @@ class LocalQueue final : public JobQueue {
     waiting_.pop_front();
     auto& entry = jobs_.at(id);
     entry.status.state = JobState::Running;
+    entry.status.worker = "local";
+    ++entry.status.attempts;
     running_.push_back(id);
     changed_.notify_all();
     return entry.job;
@@ -110,9 +112,11 @@ class LocalQueue final : public JobQueue {
     std::lock_guard lock(mutex_);
     const auto found = jobs_.find(id);
     if (found == jobs_.end()) return;
-    const auto last_progress = found->second.status.progress;
+    const auto before = found->second.status;
     found->second.status = final_status;
-    if (final_status.progress.is_null()) found->second.status.progress = last_progress;  // where it stopped
+    if (final_status.progress.is_null()) found->second.status.progress = before.progress;  // where it stopped
+    found->second.status.worker = before.worker;
+    found->second.status.attempts = before.attempts;
     found->second.status.preview_png.clear();  // results carry the images; previews were for the wait
     running_.erase(std::remove(running_.begin(), running_.end(), id), running_.end());
     finished_locked(id);

@@ -29,6 +29,8 @@ struct JobStatus {
   nlohmann::json result;         // Done (and Interrupted, with what was made): the response body
   std::string error;             // Failed: the message
   int error_status = 0;          // Failed: the HTTP status it calls for (422 for a bad field)
+  std::string worker;            // who is computing it, or who finished it
+  int attempts = 0;              // times a worker took it (more than 1: its first worker died)
   bool finished() const { return state == JobState::Done || state == JobState::Failed || state == JobState::Interrupted; }
 };
 

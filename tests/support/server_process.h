@@ -58,6 +58,16 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
   bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
 
+  // As a crash would end it: no chance to finish or hand anything back.
+  void kill_now() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    if (stdout_) std::fclose(stdout_);
+    stdout_ = nullptr;
+  }
+
   // SIGTERM, then the exit status (-1 if it had to be killed).
   int stop() {
     if (pid_ <= 0) return exit_status_;
