@@ -116,7 +116,6 @@ for t in "${targets[@]}"; do
   DIFFUSE_FUZZ_SCRATCH=$scratch \
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-  LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/fuzz/lsan.supp:print_suppressions=0} \
     nice -n "$nice_level" "$out/$t" "${args[@]}" "$out/corpus/$t" > "$log" 2>&1 || rc=$?
   elapsed=$(( $(date +%s) - start ))
   rm -rf "$scratch"

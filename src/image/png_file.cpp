@@ -250,11 +250,43 @@ std::string encode_png(const at::Tensor& pixels, const std::vector<std::pair<std
 
 namespace {
 
+// The stream's length in bytes, or -1 when it cannot be told (not seekable). Leaves the position.
+long stream_size(FILE* file) {
+  const long at = std::ftell(file);
+  if (at < 0 || std::fseek(file, 0, SEEK_END) != 0) return -1;
+  const long end = std::ftell(file);
+  std::fseek(file, at, SEEK_SET);
+  return end;
+}
+
+// libpng allocates a text chunk's whole declared length before reading it, so a 100-byte file could
+// make it ask for 2 GB: a chunk that claims more bytes than the stream holds is refused first. From
+// just after the signature; leaves the stream there.
+bool chunks_fit(FILE* file) {
+  const long start = std::ftell(file);
+  const long end = stream_size(file);
+  if (start < 0 || end < 0) return true;  // not seekable: libpng alone decides
+  bool fit = true;
+  for (long at = start; end >= 0 && at + 8 <= end;) {
+    unsigned char head[8];
+    if (std::fseek(file, at, SEEK_SET) != 0 || std::fread(head, 1, 8, file) != 8) break;
+    const uint64_t length = uint64_t{head[0]} << 24 | uint64_t{head[1]} << 16 | uint64_t{head[2]} << 8 | head[3];
+    if (length > static_cast<uint64_t>(end - at - 8)) {
+      fit = false;
+      break;
+    }
+    at += static_cast<long>(12 + length);
+  }
+  std::fseek(file, start, SEEK_SET);
+  return fit;
+}
+
 PngImage read_png_from(FILE* file, const std::string& name) {
   png_byte signature[8] = {};
   if (std::fread(signature, 1, 8, file) != 8 || png_sig_cmp(signature, 0, 8) != 0) {
     throw Error(name + ": not a PNG file");
   }
+  if (!chunks_fit(file)) throw Error(name + ": damaged PNG (a chunk runs past the end of the file; truncated?)");
 
   ErrorMessage error;
   ReadStructs structs;
@@ -272,6 +304,14 @@ PngImage read_png_from(FILE* file, const std::string& name) {
   // terabytes before a single pixel has been read.
   constexpr uint64_t kMaxBytes = 1ull << 32;
   const uint64_t bytes = uint64_t{header.height} * header.row_bytes;
+  // Deflate packs at most 1032 bytes into one and a pixel grows at most 32-fold here (1-bit palette
+  // indices to RGBA): an image larger than that bound cannot be in the file, so its pixels are never
+  // allocated.
+  const long size = stream_size(file);
+  if (size >= 0 && bytes > uint64_t(size) * 1032 * 32 + (1u << 20)) {
+    throw Error(name + ": damaged PNG (" + std::to_string(header.width) + "x" + std::to_string(header.height) +
+                " pixels cannot fit in " + std::to_string(size) + " bytes)");
+  }
   if (header.row_bytes != uint64_t{header.width} * header.channels || bytes > kMaxBytes) {
     throw Error(name + ": unsupported PNG size " + std::to_string(header.width) + "x" + std::to_string(header.height));
   }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json.h"
 
 namespace diffuse::io {
 
@@ -92,6 +93,9 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
   const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
   const char* header_end = header_begin + header_length;
 
+  if (json_nests_deeper_than(std::string_view(header_begin, header_length))) {
+    throw fail("not a safetensors file (header nested deeper than " + std::to_string(kMaxJsonDepth) + " levels)");
+  }
   // ordered_json keeps the file's order, which tensors() promises.
   nlohmann::ordered_json header;
   try {
@@ -209,7 +213,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name,
   } else {
     // safetensors does not promise aligned offsets, and kernels may assume alignment: copy.
     view = at::empty(ti.shape, options);
-    std::memcpy(view.data_ptr(), data, ti.data_end - ti.data_begin);
+    // An empty tensor has no data pointer, and memcpy's pointers must not be null even for 0 bytes.
+    if (ti.data_end > ti.data_begin) std::memcpy(view.data_ptr(), data, ti.data_end - ti.data_begin);
   }
   if (convert_to && *convert_to != ti.scalar_type) return view.to(*convert_to);
   return view;

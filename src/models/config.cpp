@@ -1,6 +1,7 @@
 #include "models/config.h"
 
 #include <algorithm>
+#include <climits>
 #include <set>
 
 #include "util/error.h"
@@ -11,18 +12,77 @@ namespace {
 
 using nlohmann::json;
 
+// A field of the wrong type is an error naming the field: nlohmann's own type errors name neither field
+// nor file, and its conversion of a float beyond int's range to int is undefined behaviour.
+[[noreturn]] void wrong_type(const char* key, const char* wanted, const json& value) {
+  std::string shown = value.dump();
+  if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
+  throw Error("config: '" + std::string(key) + "' must be " + wanted + ", got " + shown);
+}
+
+template <typename T>
+T field_as(const json& value, const char* key);
+
+template <>
+int field_as<int>(const json& value, const char* key) {
+  if (value.is_number_unsigned()) {
+    if (value.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX)) return value.get<int>();
+  } else if (value.is_number_integer()) {
+    const int64_t v = value.get<int64_t>();
+    if (v >= INT_MIN && v <= INT_MAX) return static_cast<int>(v);
+  } else if (value.is_number_float()) {
+    const double v = value.get<double>();
+    if (v > INT_MIN - 1.0 && v < INT_MAX + 1.0) return static_cast<int>(v);  // false for NaN
+  }
+  wrong_type(key, "an integer in int's range", value);
+}
+
+template <>
+double field_as<double>(const json& value, const char* key) {
+  if (!value.is_number()) wrong_type(key, "a number", value);
+  return value.get<double>();
+}
+
+template <>
+bool field_as<bool>(const json& value, const char* key) {
+  if (!value.is_boolean()) wrong_type(key, "true or false", value);
+  return value.get<bool>();
+}
+
+template <>
+std::string field_as<std::string>(const json& value, const char* key) {
+  if (!value.is_string()) wrong_type(key, "a string", value);
+  return value.get<std::string>();
+}
+
+template <>
+std::vector<int> field_as<std::vector<int>>(const json& value, const char* key) {
+  if (!value.is_array()) wrong_type(key, "a list of integers", value);
+  std::vector<int> list;
+  for (const auto& item : value) list.push_back(field_as<int>(item, key));
+  return list;
+}
+
+template <>
+std::vector<std::string> field_as<std::vector<std::string>>(const json& value, const char* key) {
+  if (!value.is_array()) wrong_type(key, "a list of strings", value);
+  std::vector<std::string> list;
+  for (const auto& item : value) list.push_back(field_as<std::string>(item, key));
+  return list;
+}
+
 template <typename T>
 T value_or(const json& config, const char* key, T fallback) {
   if (!config.is_object() || !config.contains(key) || config.at(key).is_null()) return fallback;
-  return config.at(key).get<T>();
+  return field_as<T>(config.at(key), key);
 }
 
 // diffusers lets several fields be one number for every level or a list per level.
 std::vector<int> per_level(const json& config, const char* key, size_t levels, std::vector<int> fallback) {
   if (!config.is_object() || !config.contains(key) || config.at(key).is_null()) return fallback;
   const auto& value = config.at(key);
-  if (value.is_number()) return std::vector<int>(levels, value.get<int>());
-  auto list = value.get<std::vector<int>>();
+  if (value.is_number()) return std::vector<int>(levels, field_as<int>(value, key));
+  auto list = field_as<std::vector<int>>(value, key);
   if (list.size() != levels) {
     throw Error("config: '" + std::string(key) + "' has " + std::to_string(list.size()) +
                 " entries for " + std::to_string(levels) + " levels");
@@ -177,6 +237,7 @@ UNetConfig UNetConfig::from_json(const json& config) {
   c.in_channels = value_or(config, "in_channels", c.in_channels);
   c.out_channels = value_or(config, "out_channels", c.out_channels);
   c.block_out_channels = value_or(config, "block_out_channels", c.block_out_channels);
+  if (c.block_out_channels.empty()) throw Error("unet config: block_out_channels is empty");
   const size_t levels = c.block_out_channels.size();
   const auto down_types =
       value_or(config, "down_block_types", std::vector<std::string>(levels, "CrossAttnDownBlock2D"));
@@ -305,6 +366,11 @@ VaeConfig VaeConfig::from_json(const json& config) {
   c.out_channels = value_or(config, "out_channels", c.out_channels);
   c.latent_channels = value_or(config, "latent_channels", c.latent_channels);
   c.block_out_channels = value_or(config, "block_out_channels", c.block_out_channels);
+  // downscale_factor() is 2^(levels - 1): an int.
+  if (c.block_out_channels.empty() || c.block_out_channels.size() > 30) {
+    throw Error("vae config: block_out_channels has " + std::to_string(c.block_out_channels.size()) +
+                " entries (1 to 30 levels)");
+  }
   c.layers_per_block = value_or(config, "layers_per_block", c.layers_per_block);
   c.norm_num_groups = value_or(config, "norm_num_groups", c.norm_num_groups);
   c.scaling_factor = value_or(config, "scaling_factor", c.scaling_factor);

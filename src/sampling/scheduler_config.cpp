@@ -1,4 +1,6 @@
+#include <climits>
 #include <string>
+#include <type_traits>
 
 #include "sampling/sampling.h"
 #include "util/error.h"
@@ -16,6 +18,16 @@ const nlohmann::json* field(const nlohmann::json& json, const char* name) {
 
 template <typename T>
 T value_of(const nlohmann::json& json, const char* name) {
+  if constexpr (std::is_same_v<T, int>) {
+    // nlohmann converts a float beyond int's range with undefined behaviour, and wraps a larger integer.
+    const auto& value = json.at(name);
+    const bool fits = value.is_number_unsigned() ? value.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX)
+                      : value.is_number_integer()
+                          ? value.get<int64_t>() >= INT_MIN && value.get<int64_t>() <= INT_MAX
+                          : !value.is_number_float() ||
+                                (value.get<double>() > INT_MIN - 1.0 && value.get<double>() < INT_MAX + 1.0);
+    if (!fits) throw Error(std::string("scheduler config: field '") + name + "' is out of range: " + value.dump());
+  }
   try {
     return json.at(name).get<T>();
   } catch (const nlohmann::json::exception&) {

@@ -281,7 +281,7 @@ std::shared_ptr<const detail::ClipAddedTokens> build_added_tokens(const detail::
   for (const auto& [role, token] : roles) {
     if (token.content.empty()) continue;
     const bool known = std::any_of(added->tokens.begin(), added->tokens.end(),
-                                   [&](const AddedToken& t) { return t.content == token.content; });
+                                   [&content = token.content](const AddedToken& t) { return t.content == content; });
     if (known) continue;
     auto in_vocab = vocab.encoder.find(token.content);
     if (in_vocab == vocab.encoder.end()) continue;
@@ -309,7 +309,7 @@ Roles clip_roles(const std::vector<std::pair<std::string, detail::AddedTokenSpec
       {"mask_token", nullptr}};
   Roles roles;
   for (const auto& [role, fallback] : order) {
-    auto it = std::find_if(named.begin(), named.end(), [&](const auto& n) { return n.first == role; });
+    auto it = std::find_if(named.begin(), named.end(), [name = role](const auto& n) { return n.first == name; });
     if (it != named.end()) {
       roles.emplace_back(role, added_token(it->second));
     } else if (fallback != nullptr) {

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "util/error.h"
+#include "util/json.h"
 
 namespace diffuse::text::detail {
 
@@ -131,8 +132,12 @@ std::string read_gzip_file(const fs::path& path) {
 }
 
 nlohmann::json parse_json_file(const fs::path& path) {
+  const std::string text = read_text_file(path);
+  if (json_nests_deeper_than(text)) {
+    throw Error(path.string() + ": malformed JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   try {
-    return nlohmann::json::parse(read_text_file(path));
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path.string() + ": malformed JSON: " + e.what());
   }
@@ -319,7 +324,7 @@ TokenizerSettings read_tokenizer_settings(const fs::path& folder) {
         spec.content = content;
         spec.id = id.get<int64_t>();
         spec.special = std::any_of(settings.special_tokens.begin(), settings.special_tokens.end(),
-                                   [&](const auto& role) { return role.second.content == content; });
+                                   [&content = content](const auto& role) { return role.second.content == content; });
         spec.normalized = !spec.special;
         settings.added_tokens.push_back(spec);
       }

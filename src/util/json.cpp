@@ -60,7 +60,32 @@ void restore_infinities(nlohmann::json& value) {
 
 }  // namespace
 
+bool json_nests_deeper_than(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 nlohmann::json parse_json(const std::string& text, const std::string& source) {
+  if (json_nests_deeper_than(text)) {
+    throw Error(source + ": malformed JSON (nested deeper than " + std::to_string(kMaxJsonDepth) + " levels)");
+  }
   try {
     auto value = nlohmann::json::parse(replace_python_constants(text));
     restore_infinities(value);

@@ -1,0 +1,28 @@
+// Regression from fuzz_json_config (docs/fuzzing.md): an integer field given as a float beyond int's
+// range (num_train_timesteps: 1e110) was converted with undefined behaviour.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "sampling/sampling.h"
+#include "util/error.h"
+
+namespace diffuse::sampling {
+namespace {
+
+TEST(SchedulerConfigRange, IntegerFieldsOutsideIntAreRefused) {
+  for (const char* text : {R"({"num_train_timesteps": 1e110})", R"({"steps_offset": -1e300})",
+                           R"({"num_train_timesteps": 18446744073709551615})"}) {
+    try {
+      SchedulerConfig::from_json(nlohmann::json::parse(text));
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is out of range"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(SchedulerConfig::from_json(nlohmann::json::parse(R"({"num_train_timesteps": 1000.0})")).num_train_timesteps,
+            1000);
+}
+
+}  // namespace
+}  // namespace diffuse::sampling
