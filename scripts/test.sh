@@ -9,3 +9,7 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build
 cd build
 ctest --output-on-failure -j "$(nproc)"
+# The parsers of untrusted files under libFuzzer with ASan/UBSan, a short bounded run per target on the
+# seed corpora (docs/fuzzing.md has the long runs' figures).
+cd ..
+FUZZ_JOBS="$(nproc)" bash scripts/fuzz.sh 15
