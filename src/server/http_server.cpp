@@ -8,6 +8,7 @@
 #include "server/web_page.h"
 #include "util/base64.h"
 #include "util/error.h"
+#include "util/json.h"
 
 namespace diffuse::server {
 
@@ -40,6 +41,11 @@ void send_error(httplib::Response& response, int status, const std::string& fiel
 
 // The request body as JSON; answers 400 and returns nullopt when it is not.
 std::optional<json> body_of(const httplib::Request& request, httplib::Response& response) {
+  // Parsing (and later copying) recurses once per level: a body of a million '[' must not reach it.
+  if (json_nests_deeper_than(request.body)) {
+    send_error(response, 400, "", "malformed JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return std::nullopt;
+  }
   try {
     return json::parse(request.body);
   } catch (const json::exception& error) {

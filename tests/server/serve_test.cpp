@@ -152,6 +152,11 @@ TEST_F(Serve, BadInputIsAnsweredByFieldAndTheServerStaysUp) {
   EXPECT_EQ(response->status, 400);
   EXPECT_NE(response->body.find("malformed JSON"), std::string::npos) << response->body;
 
+  response = c.Post("/sdapi/v1/txt2img", std::string(1000000, '['), "application/json");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 400);
+  EXPECT_NE(response->body.find("nested deeper than 256 levels"), std::string::npos) << response->body;
+
   const auto wrong_type = post("/sdapi/v1/txt2img", {{"prompt", "a cat"}, {"width", "wide"}}, 422);
   EXPECT_EQ(wrong_type.at("field"), "width");
   EXPECT_EQ(wrong_type.at("detail"), "width: must be a whole number, not \"wide\"");
