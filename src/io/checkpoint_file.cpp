@@ -212,8 +212,9 @@ const TensorInfo& CheckpointFile::info(const std::string& name) const {
 }
 
 at::Tensor CheckpointFile::tensor(const std::string& name, std::optional<at::ScalarType> convert_to) const {
-  info(name);
-  at::Tensor view = tensor_of(tensor_values_[index_.at(name)]);
+  const auto found = index_.find(name);
+  if (found == index_.end()) throw Error(path_.string() + ": no tensor named '" + name + "'");
+  at::Tensor view = tensor_of(tensor_values_[found->second]);
   if (convert_to && *convert_to != view.scalar_type()) return view.to(*convert_to);
   return view;
 }

@@ -214,6 +214,14 @@ class Reader {
   const Value& value(Ref ref) const { return doc_.values[ref]; }
 
   // --- memo ---
+  // The decimal key of protocol 0's GET / PUT.
+  uint64_t memo_key_line(const char* opcode, size_t at) {
+    const std::string text = line(at);
+    char* end = nullptr;
+    const unsigned long long key = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0') fail(at, std::string(opcode) + " '" + text + "' is not a memo key");
+    return key;
+  }
   void put(uint64_t key, size_t at) {
     if (memo_.size() >= (size_t{1} << 24)) fail(at, "more than 16M memo entries");
     memo_[key] = top(at);
@@ -599,24 +607,10 @@ void Reader::step(uint8_t op, size_t at) {
       add_items(dict, items, at);
       return;
     }
-    case 'g': {
-      const std::string text = line(at);
-      char* end = nullptr;
-      const unsigned long long key = std::strtoull(text.c_str(), &end, 10);
-      if (text.empty() || *end != '\0') fail(at, "GET '" + text + "' is not a memo key");
-      get(key, at);
-      return;
-    }
+    case 'g': get(memo_key_line("GET", at), at); return;
     case 'h': get(little(1), at); return;
     case 'j': get(little(4), at); return;
-    case 'p': {
-      const std::string text = line(at);
-      char* end = nullptr;
-      const unsigned long long key = std::strtoull(text.c_str(), &end, 10);
-      if (text.empty() || *end != '\0') fail(at, "PUT '" + text + "' is not a memo key");
-      put(key, at);
-      return;
-    }
+    case 'p': put(memo_key_line("PUT", at), at); return;
     case 'q': put(little(1), at); return;
     case 'r': put(little(4), at); return;
     case 0x94: put(memo_.size(), at); return;

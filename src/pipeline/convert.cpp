@@ -94,8 +94,8 @@ json sidecar_config(const io::ModelFiles& files, std::vector<std::string>& notes
   const bool v = files.scheduler_config.value("prediction_type", "epsilon") == "v_prediction";
   bool agrees = !v;
   try {
-    agrees = agrees && models::UNetConfig::infer(files.unet.tensors, family_defaults).num_heads == unet.num_heads &&
-             models::UNetConfig::infer(files.unet.tensors, family_defaults).sample_size == unet.sample_size;
+    const auto inferred_unet = models::UNetConfig::infer(files.unet.tensors, family_defaults);
+    agrees = agrees && inferred_unet.num_heads == unet.num_heads && inferred_unet.sample_size == unet.sample_size;
     const auto inferred_text = models::TextEncoderConfig::infer(files.text_encoder.tensors, family_defaults);
     agrees = agrees && inferred_text.num_heads == text.num_heads && inferred_text.hidden_act == text.hidden_act;
     agrees = agrees && models::VaeConfig::infer(files.vae.tensors, family_defaults).scaling_factor == vae.scaling_factor;

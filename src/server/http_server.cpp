@@ -84,8 +84,13 @@ struct HttpFront::Impl {
     routes();
   }
 
-  // Checks what can be checked without the model, then queues the job.
-  std::optional<std::string> submit(const std::string& kind, const json& payload, httplib::Response& response) {
+  // Checks what can be checked without the model, then queues the job with the server's options
+  // (they travel with it: its worker may be on another machine).
+  std::optional<std::string> submit(const std::string& kind, json payload, httplib::Response& response) {
+    if (payload.is_object()) {
+      std::lock_guard lock(options_mutex);
+      payload[kServerDefaults] = {{"CLIP_stop_at_last_layers", settings.value("CLIP_stop_at_last_layers", 1)}};
+    }
     try {
       if (options.check) options.check(payload, kind == "img2img");
     } catch (const InvalidParameter& error) {
@@ -101,11 +106,6 @@ struct HttpFront::Impl {
   void synchronous(const std::string& kind, const httplib::Request& request, httplib::Response& response) {
     auto payload = body_of(request, response);
     if (!payload) return;
-    if (payload->is_object()) {
-      // The server's options travel with the job (its worker may be on another machine).
-      std::lock_guard lock(options_mutex);
-      (*payload)[kServerDefaults] = {{"CLIP_stop_at_last_layers", settings.value("CLIP_stop_at_last_layers", 1)}};
-    }
     const auto id = submit(kind, *payload, response);
     if (!id) return;
     JobStatus status;
@@ -216,10 +216,6 @@ struct HttpFront::Impl {
       const std::string kind = body->value("kind", "txt2img");
       if (kind != "txt2img" && kind != "img2img") return send_error(response, 422, "kind", "kind: txt2img or img2img");
       body->erase("kind");
-      {
-        std::lock_guard lock(options_mutex);
-        (*body)[kServerDefaults] = {{"CLIP_stop_at_last_layers", settings.value("CLIP_stop_at_last_layers", 1)}};
-      }
       if (const auto id = submit(kind, *body, response)) send_json(response, 202, {{"id", *id}});
     });
     server.Get(R"(/diffuse/v1/jobs/([A-Za-z0-9_.:-]+))", [this](const httplib::Request& request, httplib::Response& response) {
