@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -9,11 +10,13 @@
 
 #include "cli/builtin_model.h"
 #include "cli/commands.h"
+#include "cli/decoder_options.h"
 #include "cli/progress_line.h"
 #include "explain/step_previews.h"
 #include "image/png_file.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/generation.h"
+#include "pipeline/presets.h"
 #include "train/shapes_dataset.h"
 #include "util/error.h"
 #include "util/threads.h"
@@ -31,6 +34,9 @@ struct GenerateOptions {
   std::string scheduler_config;
   std::string save_steps;  // folder for per-step previews; empty: none
   std::string preview = "linear";
+  std::string vae;     // "taesd:PATH"; empty: the model's VAE
+  std::string preset;  // pipeline/presets.h; fills in what the flags below leave unset
+  std::set<std::string> given;  // request fields set by a flag, which a preset leaves alone
   std::string precision;  // empty: bf16 where the CPU has native bf16, else fp32
   bool low_memory = false;
   bool vae_tiling = false;
@@ -40,6 +46,7 @@ struct GenerateOptions {
   std::vector<std::string> loras;                         // "NAME[:WEIGHT]" as typed
   std::vector<std::string> lora_dirs, embeddings, embedding_dirs;
   bool plain_prompt = false;
+  bool guidance_embedding = false;  // as --guidance-embedding / --no-guidance-embedding say, when given
   pipeline::GenerationRequest request;
 };
 
@@ -136,13 +143,14 @@ void check_files(const GenerateOptions& o) {
 void run_generate(GenerateOptions o) {
   const bool builtin = o.model.empty();
   if (builtin) o.model = builtin_model_dir().string();
+  if (!o.preset.empty()) pipeline::apply_preset(pipeline::find_preset(o.preset), o.request, o.given);
   parse_size_conditioning(o);
   parse_extra_networks(o);
   read_source_images(o);
   const auto validated = pipeline::validate(o.request);
   check_files(o);
-  const auto preview = explain::preview_mode_from_name(o.preview);
   pipeline::LoadOptions load;
+  const auto preview = apply_decoder_options(o.vae, o.preview, load);
   if (!o.tokenizer.empty()) load.tokenizer = o.tokenizer;
   if (!o.scheduler_config.empty()) load.scheduler_config = o.scheduler_config;
   load.dtype = o.precision.empty() ? pipeline::default_dtype() : pipeline::dtype_from_name(o.precision);
@@ -207,17 +215,27 @@ void add_generate_command(CLI::App& app) {
                       "Diffusers folder or single-file .safetensors checkpoint (default: the built-in model)");
   command->add_option("-p,--prompt", p.prompt, "What the image should show")->required();
   command->add_option("-n,--negative-prompt", p.negative_prompt, "What the image should not show");
-  command->add_option("--steps", p.steps, "Denoising steps")->capture_default_str();
-  command->add_option("--cfg-scale", p.cfg_scale, "Classifier-free guidance scale; 1 or less disables guidance")
-      ->capture_default_str();
+  auto* steps = command->add_option("--steps", p.steps, "Denoising steps")->capture_default_str();
+  auto* cfg_scale = command->add_option("--cfg-scale", p.cfg_scale,
+                                        "Classifier-free guidance scale; 1 or less disables guidance (one UNet pass "
+                                        "per step, no negative prompt). LCM models: the scale of their guidance "
+                                        "embedding")
+                        ->capture_default_str();
+  command->add_option("--preset", options->preset,
+                      "Settings for few-step models: turbo (SD-Turbo: euler_a, trailing, 1 step, CFG 0) or lcm (LCM "
+                      "models and LCM-LoRA: lcm, 4 steps, CFG 1); flags given override them. See `diffuse samplers`");
+  auto* guidance_embedding =
+      command->add_flag("--guidance-embedding,!--no-guidance-embedding", options->guidance_embedding,
+                        "Insist on an LCM model's guidance embedding (an error for other models); default: "
+                        "whatever the model has");
   command->add_option("-s,--seed", p.seed, "Seed of the random noise; a batch uses seed, seed+1, ...")
       ->capture_default_str();
   command->add_option("-W,--width", p.width, "Image width in pixels, a multiple of 8 (default: the model's)");
   command->add_option("-H,--height", p.height, "Image height in pixels, a multiple of 8 (default: the model's)");
-  command->add_option("--sampler", p.sampler, "Sampler; see `diffuse samplers`")->capture_default_str();
+  auto* sampler = command->add_option("--sampler", p.sampler, "Sampler; see `diffuse samplers`")->capture_default_str();
   command->add_option("--schedule", p.schedule, "Noise schedule: default, karras, exponential or sgm_uniform")
       ->capture_default_str();
-  command->add_option("--timestep-spacing", p.timestep_spacing,
+  auto* spacing = command->add_option("--timestep-spacing", p.timestep_spacing,
                       "leading, trailing or linspace (default: the scheduler config's)");
   command->add_option("--prediction", p.prediction,
                       "What the model predicts: epsilon or v_prediction (default: the scheduler config's)");
@@ -267,8 +285,13 @@ void add_generate_command(CLI::App& app) {
                       "A diffusers scheduler_config.json to use instead of the model's");
   command->add_option("--save-steps", options->save_steps,
                       "Folder for a picture of every step (noisy latents and predicted x0), a sheet and an animation");
-  command->add_option("--preview", options->preview, "How --save-steps pictures latents: linear (fast) or vae")
+  command->add_option("--preview", options->preview,
+                      "How --save-steps pictures latents: linear (free), vae (the full decode), or taesd (TAESD's "
+                      "decode; taesd:PATH, or the TAESD of --vae)")
       ->capture_default_str();
+  command->add_option("--vae", options->vae,
+                      "taesd:PATH decodes with TAESD instead of the model's VAE (an AutoencoderTiny folder, or "
+                      "taesd_decoder.safetensors with taesd_encoder beside it): ~10x faster, a little softer");
   command->add_option("--precision", options->precision,
                       "fp32 or bf16 (default: bf16 where the CPU has AVX512_BF16 or AMX, else fp32)");
   command->add_option("--threads", options->threads, "Threads for the tensor work (default: one per core)");
@@ -276,7 +299,15 @@ void add_generate_command(CLI::App& app) {
   command->add_flag("--vae-tiling", options->vae_tiling,
                     "Decode large images in overlapping tiles, so memory stays that of a 512x512 decode");
   command->add_option("-o,--output", options->output, "PNG file to write")->capture_default_str();
-  command->callback([options] { run_generate(*options); });
+  command->callback([=] {
+    const std::pair<const char*, CLI::Option*> flags[] = {
+        {"sampler", sampler}, {"steps", steps}, {"cfg_scale", cfg_scale}, {"timestep_spacing", spacing}};
+    for (const auto& [field, flag] : flags) {
+      if (flag->count() > 0) options->given.insert(field);
+    }
+    if (guidance_embedding->count() > 0) options->request.guidance_embedding = options->guidance_embedding;
+    run_generate(*options);
+  });
 }
 
 }  // namespace diffuse::cli

@@ -5,6 +5,7 @@
 
 #include "cli/builtin_model.h"
 #include "cli/commands.h"
+#include "cli/decoder_options.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/model.h"
 #include "server/generation_worker.h"
@@ -25,6 +26,7 @@ struct ServeOptions {
   int max_request_mb = 64;
   std::vector<std::string> lora_dirs, embedding_dirs;
   std::string queue;
+  std::string vae, preview = "linear";
   double claim_after = 30;
   double keep_finished = 3600;
 };
@@ -44,6 +46,7 @@ void serve(ServeOptions& o) {
   pipeline::LoadOptions load;
   if (!o.tokenizer.empty()) load.tokenizer = o.tokenizer;
   load.dtype = o.precision.empty() ? pipeline::default_dtype() : pipeline::dtype_from_name(o.precision);
+  const auto preview = apply_decoder_options(o.vae, o.preview, load);
   std::fprintf(stderr, "loading %s\n", o.model.c_str());
   auto model = pipeline::StableDiffusionModel::load(o.model, load);
   const auto embeddings = pipeline::add_embeddings(model, {}, {o.embedding_dirs.begin(), o.embedding_dirs.end()});
@@ -60,6 +63,7 @@ void serve(ServeOptions& o) {
     queue = server::make_redis_queue(redis);
   }
   server::GenerationWorker worker(model, *queue, o.limits, {o.lora_dirs.begin(), o.lora_dirs.end()});
+  worker.set_preview(preview);
   server::FrontOptions front_options;
   front_options.host = o.host;
   front_options.port = o.port;
@@ -96,6 +100,9 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--threads", o->threads, "CPU threads for generation (default: every core)")->check(CLI::PositiveNumber);
   command->add_option("--precision", o->precision, "fp32 or bf16 (default: bf16 where the CPU has it)");
   command->add_option("--tokenizer", o->tokenizer, "Tokenizer folder or CLIP's bpe .gz, for single files");
+  command->add_option("--vae", o->vae, "taesd:PATH: decode with TAESD instead of the model's VAE (~10x faster)");
+  command->add_option("--preview", o->preview,
+                      "Live previews: linear (free, latent-sized), vae, or taesd (taesd:PATH, or --vae's TAESD)");
   command->add_option("--lora-dir", o->lora_dirs, "Folder of LoRAs for <lora:name:weight> tags (repeatable)");
   command->add_option("--embeddings-dir", o->embedding_dirs, "Folder of textual-inversion embeddings (repeatable)");
   command->add_option("--max-width", o->limits.max_width, "Largest width a request may ask for (default 2048)")->check(CLI::PositiveNumber);

@@ -53,14 +53,28 @@ at::Tensor latents_to_rgb_linear(const at::Tensor& latents) {
   return ((hwc + 1) / 2).clamp(0, 1).mul(255).round().to(at::kByte).contiguous();
 }
 
-PreviewMode preview_mode_from_name(const std::string& name) {
-  if (name == "linear") return PreviewMode::Linear;
-  if (name == "vae") return PreviewMode::Vae;
-  throw InvalidParameter("preview", "'" + name + "' is not one of linear, vae");
+PreviewChoice parse_preview(const std::string& text) {
+  if (text == "linear") return {PreviewMode::Linear, std::nullopt};
+  if (text == "vae") return {PreviewMode::Vae, std::nullopt};
+  if (text == "taesd") return {PreviewMode::Taesd, std::nullopt};
+  if (text.rfind("taesd:", 0) == 0 && text.size() > 6) return {PreviewMode::Taesd, fs::path(text.substr(6))};
+  throw InvalidParameter("preview", "'" + text + "' is not one of linear, vae, taesd, taesd:PATH");
+}
+
+at::Tensor latents_preview(pipeline::StableDiffusionModel& model, const at::Tensor& latents, PreviewMode mode) {
+  switch (mode) {
+    case PreviewMode::Linear: return latents_to_rgb_linear(latents);
+    case PreviewMode::Vae: return image::to_uint8_image(model.decode_latents(latents))[0];
+    case PreviewMode::Taesd: return image::to_uint8_image(model.decode_latents_taesd(latents))[0];
+  }
+  throw Error("preview: unknown mode");
 }
 
 StepPreviewWriter::StepPreviewWriter(pipeline::StableDiffusionModel& model, fs::path folder, PreviewMode mode)
     : model_(model), folder_(std::move(folder)), mode_(mode) {
+  if (mode_ == PreviewMode::Taesd && !model_.taesd) {
+    throw InvalidParameter("preview", "taesd: no TAESD loaded; give its path (taesd:PATH, or --vae taesd:PATH)");
+  }
   if (mode_ == PreviewMode::Linear && model_.vae->config.latent_channels != 4) {
     throw InvalidParameter("preview", "linear: the model's latents have " + std::to_string(model_.vae->config.latent_channels) +
                                           " channels, the linear map knows 4; use preview vae");
@@ -71,7 +85,7 @@ StepPreviewWriter::StepPreviewWriter(pipeline::StableDiffusionModel& model, fs::
 }
 
 at::Tensor StepPreviewWriter::preview(const at::Tensor& latents) {
-  if (mode_ == PreviewMode::Vae) return image::to_uint8_image(model_.decode_latents(latents))[0];
+  if (mode_ != PreviewMode::Linear) return latents_preview(model_, latents, mode_);
   const auto small = latents_to_rgb_linear(latents);
   const int factor = model_.vae_scale_factor();
   return image::resize_image(small, static_cast<int>(small.size(0)) * factor, static_cast<int>(small.size(1)) * factor);

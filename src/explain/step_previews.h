@@ -3,6 +3,7 @@
 // contact sheet of all steps and an animated PNG.
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,19 @@ extern const float kLatentRgbFactors[4][3];
 // [1, 4, h, w] scaled latents -> uint8 [h, w, 3]. Throws diffuse::Error for other channel counts.
 at::Tensor latents_to_rgb_linear(const at::Tensor& latents);
 
-enum class PreviewMode { Linear, Vae };
-PreviewMode preview_mode_from_name(const std::string& name);  // "linear" | "vae"; InvalidParameter `preview`
+// linear: the map above (free); vae: the model's decoder (as costly as the final decode, per
+// picture); taesd: TAESD's decoder (about a tenth of the VAE's cost at 512x512, close to its picture).
+enum class PreviewMode { Linear, Vae, Taesd };
+// "linear" | "vae" | "taesd" | "taesd:PATH"; InvalidParameter `preview` otherwise.
+struct PreviewChoice {
+  PreviewMode mode = PreviewMode::Linear;
+  std::optional<std::filesystem::path> taesd;  // "taesd:PATH": the TAESD to load for the previews
+};
+PreviewChoice parse_preview(const std::string& text);
+
+// One preview of scaled latents [1, C, h, w] as uint8 [H, W, 3]: at the latents' size for linear, at
+// the image's for vae and taesd. Taesd needs a model loaded with LoadOptions::taesd.
+at::Tensor latents_preview(pipeline::StableDiffusionModel& model, const at::Tensor& latents, PreviewMode mode);
 
 struct StepFiles {
   std::vector<std::filesystem::path> noisy, denoised;  // one per step

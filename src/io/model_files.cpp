@@ -312,6 +312,13 @@ ModelFiles load_model_files(const fs::path& path, at::ScalarType dtype) {
   return load_single_file(path, dtype);
 }
 
+ComponentWeights load_component_folder(const fs::path& folder, at::ScalarType dtype) {
+  auto normal = folder.lexically_normal();
+  if (normal.filename().empty()) normal = normal.parent_path();  // "taesd/" -> "taesd"
+  std::vector<std::string> ignored;
+  return load_diffusers_component(normal.parent_path(), normal.filename().string(), dtype, ignored);
+}
+
 at::ScalarType loading_dtype(const fs::path& path, at::ScalarType wanted) {
   std::vector<fs::path> files;
   if (fs::is_directory(path)) {

@@ -59,6 +59,9 @@ struct ModelFiles {
 // that type); integer tensors keep theirs. Throws diffuse::Error naming the path, file or tensor.
 ModelFiles load_model_files(const std::filesystem::path& path, at::ScalarType dtype = at::kFloat);
 
+// One diffusers component folder on its own (config.json and its weights, as each of a model's is read).
+ComponentWeights load_component_folder(const std::filesystem::path& folder, at::ScalarType dtype);
+
 // The type to ask load_model_files() for, to get `wanted` with the fewest conversions: a single file
 // or a folder whose weight files store all their floating-point tensors in one type is read as
 // stored, so every tensor is a view of the memory-mapped file, converted once by the copy into its

@@ -283,7 +283,12 @@ UNetConfig UNetConfig::from_json(const json& config) {
                   "a positive projection_class_embeddings_input_dim");
     }
   }
-  for (const char* key : {"class_embed_type", "time_cond_proj_dim", "encoder_hid_dim",
+  c.time_cond_proj_dim = value_or(config, "time_cond_proj_dim", 0);
+  if (c.time_cond_proj_dim < 0 || c.time_cond_proj_dim % 2 != 0) {
+    throw Error("unet config: time_cond_proj_dim " + std::to_string(c.time_cond_proj_dim) +
+                " must be an even number (sin and cos halves of the guidance embedding)");
+  }
+  for (const char* key : {"class_embed_type", "encoder_hid_dim",
                           "reverse_transformer_layers_per_block"}) {
     if (config.contains(key) && !config.at(key).is_null()) {
       throw Error(std::string("unet config: '") + key + "' is not supported yet");
@@ -297,6 +302,9 @@ UNetConfig UNetConfig::infer(const TensorMap& weights, const json& original_conf
   const auto& conv_in = require(weights, "conv_in.weight", "unet");
   c.in_channels = static_cast<int>(conv_in.size(1));
   c.out_channels = static_cast<int>(require(weights, "conv_out.weight", "unet").size(0));
+  if (const auto cond_proj = weights.find("time_embedding.cond_proj.weight"); cond_proj != weights.end()) {
+    c.time_cond_proj_dim = static_cast<int>(cond_proj->second.size(1));
+  }
   const int levels = count_indexed(weights, "down_blocks.");
   c.layers_per_block = count_indexed(weights, "down_blocks.0.resnets.");
   c.block_out_channels.clear();
@@ -457,6 +465,7 @@ json UNetConfig::to_json() const {
     config["addition_time_embed_dim"] = addition_time_embed_dim;
     config["projection_class_embeddings_input_dim"] = projection_class_embeddings_input_dim;
   }
+  if (time_cond_proj_dim > 0) config["time_cond_proj_dim"] = time_cond_proj_dim;
   return config;
 }
 
@@ -477,6 +486,169 @@ json VaeConfig::to_json() const {
       {"sample_size", sample_size},
       {"act_fn", "silu"},
   };
+}
+
+int TinyAutoencoderConfig::downscale_factor() const {
+  int factor = 1;
+  for (size_t i = 1; i < num_decoder_blocks.size(); ++i) factor *= upsampling_scaling_factor;
+  return factor;
+}
+
+TinyAutoencoderConfig TinyAutoencoderConfig::from_json(const json& config) {
+  if (config.is_object() && config.contains("_class_name") && config.at("_class_name") != "AutoencoderTiny") {
+    throw Error("taesd config: _class_name is " + config.at("_class_name").dump() + ", not AutoencoderTiny");
+  }
+  TinyAutoencoderConfig c;
+  c.in_channels = value_or(config, "in_channels", c.in_channels);
+  c.out_channels = value_or(config, "out_channels", c.out_channels);
+  c.latent_channels = value_or(config, "latent_channels", c.latent_channels);
+  c.num_encoder_blocks = value_or(config, "num_encoder_blocks", c.num_encoder_blocks);
+  c.num_decoder_blocks = value_or(config, "num_decoder_blocks", c.num_decoder_blocks);
+  c.encoder_block_out_channels = per_level(config, "encoder_block_out_channels", c.num_encoder_blocks.size(),
+                                           c.encoder_block_out_channels);
+  c.decoder_block_out_channels = per_level(config, "decoder_block_out_channels", c.num_decoder_blocks.size(),
+                                           c.decoder_block_out_channels);
+  c.upsampling_scaling_factor = value_or(config, "upsampling_scaling_factor", c.upsampling_scaling_factor);
+  c.scaling_factor = value_or(config, "scaling_factor", c.scaling_factor);
+  const auto act = value_or(config, "act_fn", std::string("relu"));
+  if (act != "relu") throw Error("taesd config: act_fn '" + act + "' is not supported (TAESD uses relu)");
+  if (c.num_decoder_blocks.empty() || c.encoder_block_out_channels.size() != c.num_encoder_blocks.size() ||
+      c.decoder_block_out_channels.size() != c.num_decoder_blocks.size()) {
+    throw Error("taesd config: num_encoder_blocks / num_decoder_blocks and their block_out_channels must be "
+                "non-empty lists of the same length");
+  }
+  for (const int n : {c.in_channels, c.out_channels, c.latent_channels, c.upsampling_scaling_factor}) {
+    if (n <= 0) throw Error("taesd config: channel counts and upsampling_scaling_factor must be positive");
+  }
+  for (const auto* list : {&c.encoder_block_out_channels, &c.decoder_block_out_channels}) {
+    for (const int n : *list) {
+      if (n <= 0) throw Error("taesd config: block_out_channels must be positive");
+    }
+  }
+  for (const auto* list : {&c.num_encoder_blocks, &c.num_decoder_blocks}) {
+    for (const int n : *list) {
+      if (n < 0) throw Error("taesd config: block counts must be 0 or more");
+    }
+  }
+  return c;
+}
+
+namespace {
+
+// The layers of one TAESD half in index order, as seen from their tensors: a block (conv.0..4), a
+// convolution with or without a bias, or (no tensors) an activation or an upsampling.
+struct TinyLayer {
+  enum Kind { Parameterless, Block, Conv, ConvNoBias } kind = Parameterless;
+  const at::Tensor* weight = nullptr;  // the conv's, or the block's first conv's
+};
+
+// Parameterless layers hold no tensors, so the layer count is the largest index seen, plus one.
+std::vector<TinyLayer> tiny_layers(const TensorMap& weights, const std::string& prefix, const std::string& source) {
+  constexpr int kMaxLayers = 256;  // taesd.py has 15 and 20; a wild index must not size the list
+  int count = 0;
+  for (const auto& [name, tensor] : weights) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const auto rest = name.substr(prefix.size());
+    const auto dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos || dot > 3 ||
+        rest.find_first_not_of("0123456789") != dot) {
+      throw Error(source + ": tensor '" + name + "' is not a TAESD layer (" + prefix + "<index>.*)");
+    }
+    count = std::max(count, std::stoi(rest.substr(0, dot)) + 1);
+  }
+  if (count > kMaxLayers) throw Error(source + ": " + prefix + " has more than " + std::to_string(kMaxLayers) + " layers");
+  std::vector<TinyLayer> layers(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    const std::string layer = prefix + std::to_string(i) + ".";
+    auto& entry = layers[static_cast<size_t>(i)];
+    if (const auto block = weights.find(layer + "conv.0.weight"); block != weights.end()) {
+      entry = {TinyLayer::Block, &block->second};
+    } else if (const auto conv = weights.find(layer + "weight"); conv != weights.end()) {
+      entry = {weights.count(layer + "bias") ? TinyLayer::Conv : TinyLayer::ConvNoBias, &conv->second};
+    }
+  }
+  return layers;
+}
+
+}  // namespace
+
+TinyAutoencoderConfig TinyAutoencoderConfig::infer(const TensorMap& weights, const std::string& source) {
+  TinyAutoencoderConfig c;
+  const auto not_taesd = [&](const std::string& part, const std::string& why) {
+    return Error(source + ": not a TAESD " + part + " (" + why + ")");
+  };
+  const auto conv_weight = [&](const TinyLayer& layer, const std::string& part) -> const at::Tensor& {
+    if (layer.weight->dim() != 4) throw not_taesd(part, "a convolution weight is not 4-dimensional");
+    return *layer.weight;
+  };
+  // Encoder: conv(in -> C), blocks, then per level a stride-2 conv without bias and blocks, and a
+  // conv(C -> latent) to end.
+  c.num_encoder_blocks.clear();
+  c.encoder_block_out_channels.clear();
+  const auto encoder = tiny_layers(weights, "encoder.layers.", source);
+  if (!encoder.empty()) {
+    if (encoder.front().kind != TinyLayer::Conv) throw not_taesd("encoder", "layer 0 is not a convolution with a bias");
+    if (encoder.back().kind != TinyLayer::Conv || encoder.size() < 2) {
+      throw not_taesd("encoder", "its last layer is not a convolution with a bias");
+    }
+    c.in_channels = static_cast<int>(conv_weight(encoder.front(), "encoder").size(1));
+    c.latent_channels = static_cast<int>(conv_weight(encoder.back(), "encoder").size(0));
+    for (size_t i = 0; i + 1 < encoder.size(); ++i) {
+      const auto& layer = encoder[i];
+      if (layer.kind == TinyLayer::Conv && i == 0) {
+        c.num_encoder_blocks.push_back(0);
+        c.encoder_block_out_channels.push_back(static_cast<int>(conv_weight(layer, "encoder").size(0)));
+      } else if (layer.kind == TinyLayer::ConvNoBias) {
+        c.num_encoder_blocks.push_back(0);
+        c.encoder_block_out_channels.push_back(static_cast<int>(conv_weight(layer, "encoder").size(0)));
+      } else if (layer.kind == TinyLayer::Block) {
+        ++c.num_encoder_blocks.back();
+      } else {
+        throw not_taesd("encoder", "layer " + std::to_string(i) + " is neither a block nor a convolution");
+      }
+    }
+  }
+  // Decoder: conv(latent -> C), ReLU, then per level blocks, an upsampling and a conv without bias;
+  // the last level's blocks end with a conv(C -> out) with a bias.
+  c.num_decoder_blocks.clear();
+  c.decoder_block_out_channels.clear();
+  const auto decoder = tiny_layers(weights, "decoder.layers.", source);
+  if (!decoder.empty()) {
+    if (decoder.front().kind != TinyLayer::Conv) throw not_taesd("decoder", "layer 0 is not a convolution with a bias");
+    if (decoder.back().kind != TinyLayer::Conv || decoder.size() < 2) {
+      throw not_taesd("decoder", "its last layer is not a convolution with a bias");
+    }
+    const int latent = static_cast<int>(conv_weight(decoder.front(), "decoder").size(1));
+    if (!encoder.empty() && latent != c.latent_channels) {
+      throw not_taesd("pair", "the encoder makes " + std::to_string(c.latent_channels) +
+                                  "-channel latents, the decoder reads " + std::to_string(latent));
+    }
+    c.latent_channels = latent;
+    c.out_channels = static_cast<int>(conv_weight(decoder.back(), "decoder").size(0));
+    int blocks = 0;
+    int channels = static_cast<int>(conv_weight(decoder.front(), "decoder").size(0));
+    for (size_t i = 1; i < decoder.size(); ++i) {
+      const auto& layer = decoder[i];
+      if (layer.kind == TinyLayer::Block) {
+        ++blocks;
+        channels = static_cast<int>(conv_weight(layer, "decoder").size(0));
+      } else if (layer.kind == TinyLayer::ConvNoBias || layer.kind == TinyLayer::Conv) {
+        const bool last = i + 1 == decoder.size();
+        if (last != (layer.kind == TinyLayer::Conv)) {
+          throw not_taesd("decoder", "layer " + std::to_string(i) + " is a convolution " +
+                                         (last ? "without" : "with") + " a bias");
+        }
+        c.num_decoder_blocks.push_back(blocks);
+        c.decoder_block_out_channels.push_back(channels);
+        blocks = 0;
+      }
+    }
+  }
+  if (c.num_decoder_blocks.empty() && c.num_encoder_blocks.empty()) {
+    throw Error(source + ": no TAESD layers (expected encoder.layers.<i>.* or decoder.layers.<i>.*, or the "
+                         "original taesd_encoder / taesd_decoder names <i>.*)");
+  }
+  return c;
 }
 
 }  // namespace diffuse::models

@@ -58,6 +58,9 @@ struct UNetConfig {
   std::string addition_embed_type;
   int addition_time_embed_dim = 0;
   int projection_class_embeddings_input_dim = 0;
+  // LCM-distilled UNets: the width of the guidance-scale embedding (timestep_cond) that
+  // time_embedding.cond_proj maps onto the sinusoidal timestep embedding; 0: none.
+  int time_cond_proj_dim = 0;
 
   int levels() const { return static_cast<int>(block_out_channels.size()); }
   int time_embed_dim() const { return block_out_channels.front() * 4; }
@@ -85,6 +88,30 @@ struct VaeConfig {
   static VaeConfig from_json(const nlohmann::json& config);
   static VaeConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
   nlohmann::json to_json() const;
+};
+
+// AutoencoderTiny (TAESD, madebyollin/taesd): a small convolutional encoder and decoder for the SD
+// latent space. As diffusers' config.json; the original taesd.py files carry no config, so infer()
+// reads it off their shapes (diffusers names, io/taesd_files.h maps the original ones).
+struct TinyAutoencoderConfig {
+  int in_channels = 3;
+  int out_channels = 3;
+  int latent_channels = 4;
+  std::vector<int> encoder_block_out_channels = {64, 64, 64, 64};
+  std::vector<int> decoder_block_out_channels = {64, 64, 64, 64};
+  std::vector<int> num_encoder_blocks = {1, 3, 3, 3};  // blocks after the first conv and each stride-2 conv
+  std::vector<int> num_decoder_blocks = {3, 3, 3, 1};  // blocks before each upsampling (none after the last)
+  int upsampling_scaling_factor = 2;
+  // 1.0 for SD's TAESD: its latents are already in the SD VAE's scaled space.
+  double scaling_factor = 1.0;
+
+  int downscale_factor() const;  // pixels per latent along a side
+  bool has_encoder() const { return !num_encoder_blocks.empty(); }
+
+  static TinyAutoencoderConfig from_json(const nlohmann::json& config);
+  // From encoder.layers.<i>.* and decoder.layers.<i>.* (either part may be absent: then its block
+  // lists are empty). Throws diffuse::Error naming `source` when the layers are not TAESD's.
+  static TinyAutoencoderConfig infer(const TensorMap& weights, const std::string& source);
 };
 
 }  // namespace diffuse::models

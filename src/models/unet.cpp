@@ -49,6 +49,16 @@ at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, bool fli
   return flip_sin_to_cos ? at::cat({cos, sin}, -1) : at::cat({sin, cos}, -1);
 }
 
+at::Tensor guidance_scale_embedding(double guidance, int64_t dim) {
+  const int64_t half = dim / 2;
+  // float32 throughout, in diffusers' operation order.
+  const auto w = at::tensor({static_cast<float>(guidance - 1.0)}) * 1000.0;
+  const auto step = at::log(at::tensor(10000.0f)) / static_cast<double>(half - 1);
+  const auto frequencies = at::exp(at::arange(half, at::kFloat) * -step);
+  const auto angles = w.unsqueeze(1) * frequencies.unsqueeze(0);
+  return at::cat({angles.sin(), angles.cos()}, 1);
+}
+
 DownBlockImpl::DownBlockImpl(const UNetConfig& c, int level) {
   const int out = c.block_out_channels[level];
   int in = level == 0 ? c.block_out_channels[0] : c.block_out_channels[level - 1];
@@ -136,6 +146,11 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNetConfig& c) : config
   const int first = c.block_out_channels.front();
   conv_in = register_module("conv_in", conv2d(c.in_channels, first, 3));
   time_embedding = register_module("time_embedding", timestep_embedding_mlp(first, c.time_embed_dim()));
+  if (c.time_cond_proj_dim > 0) {
+    // A child of time_embedding for its weight name; forward() applies it before the Sequential runs.
+    time_cond_proj = time_embedding->register_module(
+        "cond_proj", Linear(torch::nn::LinearOptions(c.time_cond_proj_dim, first).bias(false)));
+  }
   if (c.text_time()) {
     add_embedding = register_module(
         "add_embedding", timestep_embedding_mlp(c.projection_class_embeddings_input_dim, c.time_embed_dim()));
@@ -150,12 +165,27 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNetConfig& c) : config
 }
 
 at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at::Tensor& timestep,
-                                             const at::Tensor& context, const AddedConditioning* added) {
+                                             const at::Tensor& context, const AddedConditioning* added,
+                                             const at::Tensor& timestep_cond) {
   const auto batch = sample.size(0);
   const auto timesteps = timestep.reshape({-1}).expand({batch});
   auto t_emb = timestep_embedding(timesteps, config.block_out_channels.front(), config.flip_sin_to_cos,
                                   config.freq_shift)
                    .to(sample.scalar_type());
+  if (time_cond_proj) {
+    if (!timestep_cond.defined()) {
+      throw Error("unet: this UNet (time_cond_proj_dim " + std::to_string(config.time_cond_proj_dim) +
+                  ", an LCM model) needs timestep_cond, the guidance-scale embedding");
+    }
+    const auto rows = rows_for_batch(timestep_cond, batch, "timestep_cond");
+    if (rows.size(1) != config.time_cond_proj_dim) {
+      throw Error("unet: timestep_cond has shape " + shape_of(timestep_cond) + ", expected [" +
+                  std::to_string(batch) + ", " + std::to_string(config.time_cond_proj_dim) + "]");
+    }
+    t_emb = t_emb + time_cond_proj(rows.to(t_emb.scalar_type()));
+  } else if (timestep_cond.defined()) {
+    throw Error("unet: timestep_cond (a guidance embedding) given to a UNet without time_cond_proj_dim");
+  }
   auto temb = time_embedding->forward(t_emb);
   if (config.text_time()) {
     // diffusers: add_time_proj(time_ids.flatten()) -> [B, n * dim], concatenated after text_embeds,

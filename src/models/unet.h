@@ -49,13 +49,16 @@ struct UNet2DConditionModelImpl : torch::nn::Module {
   explicit UNet2DConditionModelImpl(const UNetConfig& config);
   // sample [B, C, h, w]; timestep: one value for the whole batch, or [B]; context [B, tokens, dim].
   // `added`: required by a text_time UNet (diffuse::Error naming what is missing or mis-shaped),
-  // ignored by the others.
+  // ignored by the others. `timestep_cond` [B or 1, time_cond_proj_dim]: an LCM UNet's guidance
+  // embedding (guidance_scale_embedding), required by it and refused by others.
   at::Tensor forward(const at::Tensor& sample, const at::Tensor& timestep, const at::Tensor& context,
-                     const AddedConditioning* added = nullptr);
+                     const AddedConditioning* added = nullptr, const at::Tensor& timestep_cond = {});
 
   UNetConfig config;
   Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::Sequential time_embedding{nullptr};  // linear_1, SiLU, linear_2
+  // time_cond_proj_dim > 0: time_embedding.cond_proj (no bias), added to the sinusoids before linear_1.
+  Linear time_cond_proj{nullptr};
   // text_time only: linear_1, SiLU, linear_2 on concat(text_embeds, sinusoidal(time_ids)).
   torch::nn::Sequential add_embedding{nullptr};
   torch::nn::ModuleList down_blocks, up_blocks;
@@ -66,5 +69,10 @@ TORCH_MODULE(UNet2DConditionModel);
 
 // Sinusoidal embedding of (possibly fractional) timesteps, as diffusers' get_timestep_embedding.
 at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, bool flip_sin_to_cos, double freq_shift);
+
+// An LCM UNet's timestep_cond for guidance scale `guidance`, [1, dim] float32, as diffusers'
+// get_guidance_scale_embedding: w = guidance - 1, [sin(1000 w f_i), cos(1000 w f_i)] with
+// f_i = exp(-i ln(10000) / (dim/2 - 1)).
+at::Tensor guidance_scale_embedding(double guidance, int64_t dim);
 
 }  // namespace diffuse::models

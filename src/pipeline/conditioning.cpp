@@ -24,8 +24,7 @@ at::Tensor sdxl_time_ids(const ResolvedRequest& request, int64_t rows) {
 StepConditioning::StepConditioning(StableDiffusionModel& model, const ResolvedRequest& request, int index,
                                    const ProgressCallback& progress)
     : model_(model), request_(request) {
-  // diffusers skips the unconditional pass when guidance cannot change the prediction.
-  guided_ = request.cfg_scale > 1.0;
+  guided_ = request.guided();
   // SDXL base: no negative prompt means zero conditioning, not the encoded "".
   zero_negative_ = model.force_zeros_for_empty_prompt && request.negative_text.empty();
   const auto schedule_of = [&](const std::string& prompt) {

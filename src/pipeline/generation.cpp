@@ -87,6 +87,11 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   const RunStart start = prepare_start(model, request, generator);
   const at::Tensor unet_extra = start.unet_extra.defined() ? start.unet_extra.to(model.unet_dtype()) : at::Tensor();
+  // An LCM UNet reads the guidance scale as an embedding added to its timestep embedding.
+  const at::Tensor timestep_cond =
+      model.has_guidance_embedding()
+          ? models::guidance_scale_embedding(request.cfg_scale, model.unet->config.time_cond_proj_dim).to(model.unet_dtype())
+          : at::Tensor();
 
   const sampling::ModelFn predict = [&](const at::Tensor& input, double timestep) {
     const auto t = at::tensor({timestep}, at::kFloat);
@@ -95,8 +100,10 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
     if (unet_extra.defined()) unet_input = at::cat({unet_input, unet_extra}, 1);
     const auto& step_conditioning = conditioning.at_step(step);
     const auto* extra = step_conditioning.added ? &*step_conditioning.added : nullptr;
-    if (!conditioning.guided()) return model.unet->forward(unet_input, t, step_conditioning.context, extra).to(at::kFloat);
-    const auto pair = model.unet->forward(at::cat({unet_input, unet_input}), t, step_conditioning.context, extra)
+    if (!conditioning.guided()) {
+      return model.unet->forward(unet_input, t, step_conditioning.context, extra, timestep_cond).to(at::kFloat);
+    }
+    const auto pair = model.unet->forward(at::cat({unet_input, unet_input}), t, step_conditioning.context, extra, timestep_cond)
                           .to(at::kFloat)
                           .chunk(2);
     return pair[0] + request.cfg_scale * (pair[1] - pair[0]);

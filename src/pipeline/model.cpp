@@ -8,6 +8,7 @@
 
 #include "io/model_files.h"
 #include "io/safetensors.h"
+#include "io/taesd_files.h"
 #include "models/conv.h"
 #include "models/kernel_options.h"
 #include "models/weights.h"
@@ -84,6 +85,30 @@ void pack_for_inference(torch::nn::Module& module, bool convolutions) {
   if (models::kernel_options().packed_linear_layers) models::pack_linear_layers(module);
 }
 
+// TAESD in the model's type, checked against the latents the model's VAE works in.
+models::TinyAutoencoder load_taesd(const fs::path& path, at::ScalarType dtype, int latent_channels) {
+  const auto files = io::load_taesd_files(path, dtype);
+  const auto config = files.config.is_null() ? models::TinyAutoencoderConfig::infer(files.tensors, files.source)
+                                             : models::TinyAutoencoderConfig::from_json(files.config);
+  if (config.latent_channels != latent_channels) {
+    throw InvalidParameter("vae", "TAESD " + files.source + " works on " + std::to_string(config.latent_channels) +
+                                      "-channel latents, this model's on " + std::to_string(latent_channels));
+  }
+  const auto previous_default = c10::get_default_dtype();
+  c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
+  models::TinyAutoencoder taesd(nullptr);
+  try {
+    taesd = models::TinyAutoencoder(config);
+  } catch (...) {
+    c10::set_default_dtype(previous_default);
+    throw;
+  }
+  c10::set_default_dtype(previous_default);
+  models::load_weights(*taesd, files.tensors, {"taesd: " + files.source, files.file_names, {}});
+  taesd->eval();
+  return taesd;
+}
+
 // SD 1.x/2.x text encoders run fp32 in either precision: once per prompt, and their output conditions
 // every step. SDXL's pair is as large as a third of its UNet, so it runs in the UNet's type
 // (LoadOptions::dtype).
@@ -120,6 +145,7 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   if (options.dtype != at::kFloat && options.dtype != at::kBFloat16) {
     throw InvalidParameter("precision", "only fp32 and bf16 are supported");
   }
+  if (options.taesd_as_vae && !options.taesd) throw InvalidParameter("vae", "TAESD in place of the VAE needs its path");
   PhaseTimer loading(options.progress, Phase::Load, 3);
   loading.report(0);
   auto files = io::load_model_files(path, io::loading_dtype(path, options.dtype));
@@ -157,6 +183,7 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   pack_for_inference(*model.unet, true);
   pack_for_inference(*model.vae, false);
   files.vae.tensors.clear();
+  if (options.taesd) model.taesd = load_taesd(*options.taesd, options.dtype, model.latent_channels());
   release_free_memory();  // the dense kernels packing replaced, and loading's conversion buffers
   loading.report(3);
   if (options.scheduler_config) {
@@ -189,13 +216,19 @@ void StableDiffusionModel::release_text_encoder_if_low_memory() {
 }
 
 int StableDiffusionModel::decode_tile_count(const at::Tensor& latents) const {
-  return options_.vae_tiling ? vae->tile_count(latents.size(2), latents.size(3)) : 1;
+  // TAESD's activations at 64 channels stay small enough untiled (2048x2048: 0.5 GB in bf16).
+  return options_.vae_tiling && !decodes_with_taesd() ? vae->tile_count(latents.size(2), latents.size(3)) : 1;
 }
 
 at::Tensor StableDiffusionModel::decode_latents(const at::Tensor& latents, const std::function<void(int, int)>& on_tile) {
   torch::NoGradGuard no_grad;
   // The step loop's freed activations, kept by tcmalloc in sizes the decoder's do not all fit.
   if (options_.low_memory) release_free_memory();
+  if (decodes_with_taesd()) {
+    auto image = decode_latents_taesd(latents);
+    if (on_tile) on_tile(1, 1);
+    return image;
+  }
   const auto z = (latents / vae->config.scaling_factor).to(options_.dtype);
   if (decode_tile_count(z) > 1) return vae->decode_tiled(z, on_tile);
   auto image = vae->decode(z).to(at::kFloat);
@@ -203,8 +236,17 @@ at::Tensor StableDiffusionModel::decode_latents(const at::Tensor& latents, const
   return image;
 }
 
+at::Tensor StableDiffusionModel::decode_latents_taesd(const at::Tensor& latents) {
+  torch::NoGradGuard no_grad;
+  if (!taesd) throw InvalidParameter("preview", "taesd: no TAESD loaded (give its path, e.g. --vae taesd:PATH)");
+  // Its own scaling factor (1.0 for SD's TAESD): the latents are already in its space, not 1/0.18215 of it.
+  return taesd->decode((latents / taesd->config.scaling_factor).to(options_.dtype)).to(at::kFloat);
+}
+
 at::Tensor StableDiffusionModel::encode_image(const at::Tensor& image, at::Generator* generator) {
   torch::NoGradGuard no_grad;
+  // TAESD's encoder is deterministic: no draw from the generator (as diffusers' retrieve_latents).
+  if (decodes_with_taesd()) return taesd->encode(image.to(options_.dtype)).to(at::kFloat) * taesd->config.scaling_factor;
   const auto distribution = vae->encode(image.to(options_.dtype));
   at::Tensor latents = distribution.mean.to(at::kFloat);
   if (generator) {

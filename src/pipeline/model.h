@@ -13,6 +13,7 @@
 #include "models/unet.h"
 #include "io/lora_file.h"
 #include "io/model_files.h"
+#include "models/taesd.h"
 #include "models/vae.h"
 #include "pipeline/lora.h"
 #include "pipeline/progress.h"
@@ -39,6 +40,11 @@ struct LoadOptions {
   // Decodes latents larger than the VAE's training size in overlapping tiles, so memory stays
   // bounded whatever the image size (seams are blended as diffusers' tiled decode does).
   bool vae_tiling = false;
+  // TAESD (an AutoencoderTiny folder, or taesd_decoder.safetensors with its encoder beside it; see
+  // io/taesd_files.h), loaded beside the model's VAE: for step previews, and with taesd_as_vae for
+  // the final decode and img2img's encode too.
+  std::optional<std::filesystem::path> taesd;
+  bool taesd_as_vae = false;
   // Phase::Load, one unit per component (text encoder, UNet, VAE).
   ProgressCallback progress;
 };
@@ -106,6 +112,10 @@ class StableDiffusionModel {
   // the VAE's latent distribution with eps from `generator` (fp32, as diffusers draws it), or its
   // mean without one.
   at::Tensor encode_image(const at::Tensor& image, at::Generator* generator);
+  // TAESD's decode of scaled latents (step previews); needs LoadOptions::taesd. Images in about [-1, 1].
+  at::Tensor decode_latents_taesd(const at::Tensor& latents);
+  // TAESD decodes (and encodes) instead of the VAE (LoadOptions::taesd_as_vae).
+  bool decodes_with_taesd() const { return options_.taesd_as_vae && taesd; }
   // With LoadOptions::low_memory, frees the text encoders (prompts already encoded stay cached).
   void release_text_encoder_if_low_memory();
 
@@ -113,7 +123,9 @@ class StableDiffusionModel {
   at::ScalarType unet_dtype() const { return options_.dtype; }
 
   // Pixels per latent along a side, and the image side the model was trained at.
-  int vae_scale_factor() const { return vae->config.downscale_factor(); }
+  int vae_scale_factor() const {
+    return decodes_with_taesd() ? taesd->config.downscale_factor() : vae->config.downscale_factor();
+  }
   int default_image_size() const { return unet->config.sample_size * vae_scale_factor(); }
   int latent_channels() const { return vae->config.latent_channels; }
   // An inpainting model: its UNet also reads the mask and the masked image's latents
@@ -121,6 +133,8 @@ class StableDiffusionModel {
   bool is_inpainting() const { return unet->config.in_channels == 2 * latent_channels() + 1; }
   // SDXL: two text encoders, the pooled embedding and the size conditioning (text_time).
   bool is_sdxl() const { return unet->config.text_time(); }
+  // An LCM-distilled UNet: the guidance scale reaches it as an embedding (one batch per step, no CFG).
+  bool has_guidance_embedding() const { return unet->config.time_cond_proj_dim > 0; }
 
   std::string name;  // file or folder name, for the PNG's parameters
   text::ClipTokenizer tokenizer;
@@ -131,6 +145,7 @@ class StableDiffusionModel {
   bool force_zeros_for_empty_prompt = false;
   models::UNet2DConditionModel unet{nullptr};
   models::AutoencoderKL vae{nullptr};
+  models::TinyAutoencoder taesd{nullptr};  // LoadOptions::taesd; else null
   sampling::SchedulerConfig scheduler;
 
  private:

@@ -115,6 +115,7 @@ ResolvedRequest validate(const GenerationRequest& request) {
     throw InvalidParameter("cfg_scale", format_number(request.cfg_scale) + " must be a finite number >= 0");
   }
   resolved.cfg_scale = request.cfg_scale;
+  resolved.guidance_embedding = request.guidance_embedding;
   if (request.batch_count < 1) {
     throw InvalidParameter("batch_count", std::to_string(request.batch_count) + " must be at least 1");
   }
@@ -187,6 +188,23 @@ ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionMod
     }
   }
 
+  const bool embedded = model.has_guidance_embedding();
+  if (resolved.guidance_embedding && *resolved.guidance_embedding != embedded) {
+    throw InvalidParameter("guidance_embedding",
+                           embedded ? "this model's UNet (time_cond_proj_dim " +
+                                          std::to_string(model.unet->config.time_cond_proj_dim) +
+                                          ", LCM-distilled) always reads the guidance scale as its embedding"
+                                    : "only LCM-distilled UNets (time_cond_proj_dim in their config) take a guidance "
+                                      "embedding; " + model.name + " has none: use the cfg scale for CFG, or an "
+                                      "LCM model");
+  }
+  resolved.guidance_embedding = embedded;
+  if (!resolved.guided() && !resolved.negative_text.empty()) {
+    resolved.warnings.push_back(std::string("the negative prompt is ignored: ") +
+                                (embedded ? "an LCM model runs one UNet pass per step, guided by its embedding"
+                                          : "at a CFG scale of 1 or less no unconditional pass runs"));
+  }
+
   const double area_ratio = static_cast<double>(resolved.width) * resolved.height / (static_cast<double>(trained) * trained);
   if (area_ratio > kFarAreaRatio || area_ratio < 1 / kFarAreaRatio) {
     std::ostringstream warning;
@@ -219,10 +237,17 @@ std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, cons
   const auto& sampler = request.sampler;
   std::ostringstream text;
   text << request.prompt << '\n';
-  if (!request.negative_prompt.empty()) text << "Negative prompt: " << request.negative_prompt << '\n';
+  // Unguided runs never read it, and the same image comes back without it.
+  if (!request.negative_prompt.empty() && request.guided()) text << "Negative prompt: " << request.negative_prompt << '\n';
   text << "Steps: " << sampler.steps << ", Sampler: " << sampling::display_name(sampler)
        << ", CFG scale: " << format_number(request.cfg_scale) << ", Seed: " << seed << ", Size: " << request.width << 'x'
        << request.height << ", Model: " << model_name;
+  if (request.guidance_embedding.value_or(false)) {
+    text << ", Guidance: LCM embedding (one UNet pass per step)";
+  } else if (!request.guided()) {
+    text << ", Guidance: none (one UNet pass per step" << (request.negative_prompt.empty() ? "" : "; negative prompt unused")
+         << ")";
+  }
   if (sampler.eta != 0) text << ", Eta: " << format_number(sampler.eta);
   if (sampler.timestep_spacing) text << ", Timestep spacing: " << sampling::name_of(*sampler.timestep_spacing);
   if (request.clip_skip > 1) text << ", Clip skip: " << request.clip_skip;

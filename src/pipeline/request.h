@@ -45,7 +45,11 @@ struct GenerationRequest {
   int width = 0;                // pixels; 0: the model's training size
   int height = 0;
   int steps = 20;
-  double cfg_scale = 7.5;  // 1 or less: no guidance (one UNet pass per step)
+  double cfg_scale = 7.5;  // 1 or less: no guidance (one UNet pass per step); LCM models: their guidance embedding's scale
+  // An LCM-distilled UNet (time_cond_proj_dim) takes cfg_scale as its guidance embedding instead of
+  // CFG. Unset: whatever the model is; true: refused unless the model is such a UNet; false: refused
+  // for one (it has no CFG-free reading).
+  std::optional<bool> guidance_embedding;
   std::string sampler = "euler";
   std::string schedule = "default";  // default | karras | exponential | sgm_uniform
   std::string timestep_spacing;      // leading | trailing | linspace; empty: the scheduler config's
@@ -109,10 +113,15 @@ struct ResolvedRequest {
   int width = 0;  // 0 until resolve() puts in the model's size
   int height = 0;
   double cfg_scale = 7.5;
+  std::optional<bool> guidance_embedding;  // as asked; resolve() sets it to what the model has
   uint64_t seed = 42;
   int batch_count = 1;
   int clip_skip = 1;
   bool prompt_syntax = true;
+  // Classifier-free guidance: two UNet batches per step ([negative, prompt]). Not at cfg_scale <= 1,
+  // where guidance cannot change the prediction, nor with a guidance embedding: one batch, and the
+  // negative prompt goes unread (as diffusers does).
+  bool guided() const { return cfg_scale > 1.0 && !guidance_embedding.value_or(false); }
   // resolve() fills these in for SDXL models (and refuses them for others).
   std::optional<ImageSize> original_size;
   std::optional<CropOffset> crop_coords;

@@ -82,8 +82,11 @@ JobStatus GenerationWorker::run(const Job& job) {
     if (p.phase == pipeline::Phase::Denoise && p.total > 0) {
       const double fraction = (p.image + static_cast<double>(p.done) / p.total) / std::max(1, p.images);
       std::string preview;
-      // The live preview AUTOMATIC1111's UI shows: the clean-latent estimate through the linear map.
-      if (p.denoised && p.denoised->dim() == 4 && p.denoised->size(1) == 4) {
+      // The live preview AUTOMATIC1111's UI shows: the clean-latent estimate, through the linear map
+      // (latent-sized) or a decoder.
+      if (preview_ != explain::PreviewMode::Linear && p.denoised) {
+        preview = image::encode_png(explain::latents_preview(model_, *p.denoised, preview_));
+      } else if (p.denoised && p.denoised->dim() == 4 && p.denoised->size(1) == 4) {
         preview = image::encode_png(explain::latents_to_rgb_linear(*p.denoised));
       }
       queue_.update(job.id,

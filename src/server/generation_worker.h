@@ -8,6 +8,7 @@
 #include <vector>
 #include <filesystem>
 
+#include "explain/step_previews.h"
 #include "pipeline/model.h"
 #include "server/a1111_api.h"
 #include "server/job_queue.h"
@@ -24,6 +25,10 @@ class GenerationWorker {
   void start(int threads = 0);
   void stop();  // after the job in hand (interrupted first)
 
+  // How the live preview of each step is drawn (default linear: free; taesd needs the model loaded
+  // with one). Set before start().
+  void set_preview(explain::PreviewMode mode) { preview_ = mode; }
+
   // One job, start to end, on the calling thread: what start()'s thread does for each.
   JobStatus run(const Job& job);
 
@@ -32,6 +37,7 @@ class GenerationWorker {
   JobQueue& queue_;
   ServeLimits limits_;
   std::vector<std::filesystem::path> lora_dirs_;
+  explain::PreviewMode preview_ = explain::PreviewMode::Linear;
   std::atomic<bool> stopping_{false};
   std::mutex current_mutex_;
   std::string current_;  // the job in hand, if any

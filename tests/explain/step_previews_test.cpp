@@ -22,8 +22,18 @@ TEST(LatentPreview, ClampsAndRejectsOtherChannelCounts) {
   const auto bright = latents_to_rgb_linear(at::full({1, 4, 1, 1}, 100.0));
   EXPECT_EQ(bright[0][0][1].item<uint8_t>(), 255);  // green sums to +0.65 per unit: clamps high
   EXPECT_THROW(latents_to_rgb_linear(at::zeros({1, 16, 2, 2})), Error);
-  EXPECT_EQ(preview_mode_from_name("vae"), PreviewMode::Vae);
-  EXPECT_THROW(preview_mode_from_name("fast"), Error);
+  EXPECT_EQ(parse_preview("vae").mode, PreviewMode::Vae);
+  EXPECT_EQ(parse_preview("taesd").mode, PreviewMode::Taesd);
+  EXPECT_FALSE(parse_preview("taesd").taesd.has_value());
+  const auto with_path = parse_preview("taesd:/models/taesd_decoder.safetensors");
+  EXPECT_EQ(with_path.mode, PreviewMode::Taesd);
+  EXPECT_EQ(with_path.taesd.value(), "/models/taesd_decoder.safetensors");
+  try {
+    parse_preview("fast");
+    FAIL() << "expected an error";
+  } catch (const InvalidParameter& e) {
+    EXPECT_STREQ(e.what(), "preview: 'fast' is not one of linear, vae, taesd, taesd:PATH");
+  }
 }
 
 }  // namespace
