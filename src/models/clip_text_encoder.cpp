@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "models/attention.h"
+#include "models/parameter_init.h"
 #include "util/error.h"
 
 namespace diffuse::models {
@@ -43,6 +44,19 @@ at::Tensor ClipEncoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& 
   return h + fc2(inner);
 }
 
+namespace {
+
+// Under SkipParameterInit the table is left uninitialized: 49408 x 768 normal draws are not free.
+torch::nn::Embedding embedding_table(int64_t rows, int64_t width) {
+  if (!SkipParameterInit::active()) return torch::nn::Embedding(rows, width);
+  torch::nn::Embedding table(1, width);
+  table->options.num_embeddings(rows);
+  table->weight.set_data(torch::empty({rows, width}));
+  return table;
+}
+
+}  // namespace
+
 const std::set<std::string>& ClipTextModelImpl::optional_tensors() {
   static const std::set<std::string> names{"text_model.embeddings.position_ids"};
   return names;
@@ -51,9 +65,8 @@ const std::set<std::string>& ClipTextModelImpl::optional_tensors() {
 ClipTextModelImpl::ClipTextModelImpl(const TextEncoderConfig& c) : config(c) {
   auto text_model = std::make_shared<torch::nn::Module>("CLIPTextTransformer");
   auto embeddings = std::make_shared<torch::nn::Module>("CLIPTextEmbeddings");
-  token_embedding = embeddings->register_module("token_embedding", torch::nn::Embedding(c.vocab_size, c.hidden_size));
-  position_embedding =
-      embeddings->register_module("position_embedding", torch::nn::Embedding(c.max_positions, c.hidden_size));
+  token_embedding = embeddings->register_module("token_embedding", embedding_table(c.vocab_size, c.hidden_size));
+  position_embedding = embeddings->register_module("position_embedding", embedding_table(c.max_positions, c.hidden_size));
   text_model->register_module("embeddings", embeddings);
   auto encoder = std::make_shared<torch::nn::Module>("CLIPEncoder");
   for (int i = 0; i < c.num_layers; ++i) layers->push_back(ClipEncoderLayer(c));

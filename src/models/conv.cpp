@@ -1,5 +1,6 @@
 #include "models/conv.h"
 
+#include "models/parameter_init.h"
 #include "util/error.h"
 
 namespace diffuse::models {
@@ -13,7 +14,36 @@ std::vector<int64_t> padding_of(const torch::nn::detail::ConvNdOptions<2>& optio
   return {values.begin(), values.end()};
 }
 
+// Under SkipParameterInit, libtorch's constructor runs on a 1x1x1 stand-in (whose initialization
+// costs nothing) and the real shapes are put in after. Zero padding given as numbers only: the other
+// modes keep state the constructor derives from the options.
+bool builds_a_stand_in(const torch::nn::Conv2dOptions& options) {
+  return SkipParameterInit::active() && c10::get_if<torch::ExpandingArray<2>>(&options.padding()) != nullptr &&
+         c10::get_if<torch::enumtype::kZeros>(&options.padding_mode()) != nullptr;
+}
+
+torch::nn::Conv2dOptions construction_options(const torch::nn::Conv2dOptions& options) {
+  return builds_a_stand_in(options) ? torch::nn::Conv2dOptions(1, 1, 1).bias(options.bias()) : options;
+}
+
 }  // namespace
+
+Conv2dImpl::Conv2dImpl(const torch::nn::Conv2dOptions& given) : torch::nn::Conv2dImpl(construction_options(given)) {
+  if (!builds_a_stand_in(given)) return;
+  // As libtorch's Conv2dImpl turns its options into ConvNdImpl's.
+  options = torch::nn::detail::ConvNdOptions<2>(given.in_channels(), given.out_channels(), given.kernel_size())
+                .stride(given.stride())
+                .padding(given.padding())
+                .dilation(given.dilation())
+                .transposed(false)
+                .output_padding(0)
+                .groups(given.groups())
+                .bias(given.bias())
+                .padding_mode(given.padding_mode());
+  const auto& kernel = *given.kernel_size();
+  weight.set_data(torch::empty({given.out_channels(), given.in_channels() / given.groups(), kernel[0], kernel[1]}));
+  if (given.bias()) bias.set_data(torch::empty({given.out_channels()}));
+}
 
 at::Tensor Conv2dImpl::base_forward(const at::Tensor& input) {
   if (!packed()) return torch::nn::Conv2dImpl::forward(input);

@@ -11,7 +11,10 @@ namespace diffuse::models {
 
 class Conv2dImpl : public torch::nn::Conv2dImpl {
  public:
-  using torch::nn::Conv2dImpl::Conv2dImpl;
+  // Under a SkipParameterInit (models/parameter_init.h) the kernel and bias are left uninitialized.
+  explicit Conv2dImpl(const torch::nn::Conv2dOptions& options);
+  Conv2dImpl(int64_t in_channels, int64_t out_channels, torch::ExpandingArray<2> kernel_size)
+      : Conv2dImpl(torch::nn::Conv2dOptions(in_channels, out_channels, kernel_size)) {}
 
   at::Tensor forward(const at::Tensor& input);
 

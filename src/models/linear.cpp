@@ -4,6 +4,7 @@
 #include <mutex>
 #include <string>
 
+#include "models/parameter_init.h"
 #include "util/error.h"
 
 #ifdef DIFFUSE_HAVE_DNNL
@@ -164,6 +165,15 @@ struct PackedMatmul {
 bool LinearImpl::pack_for_inference() { return false; }
 
 #endif
+
+// Under SkipParameterInit libtorch's constructor initializes a 1x1 stand-in; the real shapes follow.
+LinearImpl::LinearImpl(const torch::nn::LinearOptions& given)
+    : torch::nn::LinearImpl(SkipParameterInit::active() ? torch::nn::LinearOptions(1, 1).bias(given.bias()) : given) {
+  if (!SkipParameterInit::active()) return;
+  options = given;
+  weight.set_data(torch::empty({given.out_features(), given.in_features()}));
+  if (given.bias()) bias.set_data(torch::empty({given.out_features()}));
+}
 
 at::Tensor LinearImpl::base_forward(const at::Tensor& input) {
   if (!packed()) return torch::nn::LinearImpl::forward(input);

@@ -25,7 +25,9 @@ struct LowRankUpdate {
 
 class LinearImpl : public torch::nn::LinearImpl {
  public:
-  using torch::nn::LinearImpl::LinearImpl;
+  // Under a SkipParameterInit (models/parameter_init.h) the weight and bias are left uninitialized.
+  explicit LinearImpl(const torch::nn::LinearOptions& options);
+  LinearImpl(int64_t in_features, int64_t out_features) : LinearImpl(torch::nn::LinearOptions(in_features, out_features)) {}
 
   at::Tensor forward(const at::Tensor& input);
 

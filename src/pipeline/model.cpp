@@ -11,6 +11,7 @@
 #include "io/taesd_files.h"
 #include "models/conv.h"
 #include "models/kernel_options.h"
+#include "models/parameter_init.h"
 #include "models/weights.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -61,6 +62,7 @@ Module build(const io::ComponentWeights& weights, const json& original_config, a
   c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
   Module module(nullptr);
   try {
+    const models::SkipParameterInit from_file;  // every value comes from the file
     module = Module(config);
   } catch (...) {
     c10::set_default_dtype(previous_default);
@@ -98,6 +100,7 @@ models::TinyAutoencoder load_taesd(const fs::path& path, at::ScalarType dtype, i
   c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
   models::TinyAutoencoder taesd(nullptr);
   try {
+    const models::SkipParameterInit from_file;
     taesd = models::TinyAutoencoder(config);
   } catch (...) {
     c10::set_default_dtype(previous_default);

@@ -4,6 +4,7 @@
 
 #include "models/conv.h"
 #include "models/layers.h"
+#include "models/parameter_init.h"
 #include "util/error.h"
 
 namespace diffuse::models {
@@ -61,6 +62,40 @@ TEST(PackedConvTraining, RefusesToRecordGradients) {
 TEST(PackConvolutions, PacksEveryConvolutionOfAModuleTree) {
   ResnetBlock2D block(8, 16, 0, 1, 1e-5);  // conv1, conv2 and a 1x1 shortcut
   EXPECT_EQ(pack_convolutions(*block), at::hasMKLDNN() ? 3 : 0);
+}
+
+// Loading builds its layers without libtorch's random initialization: same shapes, options and
+// results once the values are copied in, and the guard ends with its scope.
+TEST(SkipParameterInit, BuildsTheSameLayersWithoutDrawingValues) {
+  torch::manual_seed(3);
+  Conv2d reference(torch::nn::Conv2dOptions(4, 8, 3).stride(2).padding(1));
+  Linear reference_linear(torch::nn::LinearOptions(6, 5).bias(false));
+  Conv2d conv(nullptr);
+  Linear linear(nullptr);
+  {
+    const SkipParameterInit from_file;
+    EXPECT_TRUE(SkipParameterInit::active());
+    conv = Conv2d(torch::nn::Conv2dOptions(4, 8, 3).stride(2).padding(1));
+    linear = Linear(torch::nn::LinearOptions(6, 5).bias(false));
+  }
+  EXPECT_FALSE(SkipParameterInit::active());
+  EXPECT_EQ(conv->weight.sizes(), reference->weight.sizes());
+  EXPECT_EQ(conv->bias.sizes(), (std::vector<int64_t>{8}));
+  EXPECT_EQ(conv->options.in_channels(), 4);
+  EXPECT_EQ((*conv->options.stride())[0], 2);
+  EXPECT_EQ(conv->named_parameters().size(), 2u);
+  EXPECT_EQ(linear->weight.sizes(), (std::vector<int64_t>{5, 6}));
+  EXPECT_FALSE(linear->bias.defined());
+  EXPECT_EQ(linear->options.in_features(), 6);
+  torch::NoGradGuard no_grad;
+  conv->weight.copy_(reference->weight);
+  conv->bias.copy_(reference->bias);
+  linear->weight.copy_(reference_linear->weight);
+  const auto x = at::randn({1, 4, 9, 9});
+  EXPECT_TRUE(conv(x).equal(reference(x)));
+  EXPECT_EQ(conv(x).sizes(), (std::vector<int64_t>{1, 8, 5, 5}));
+  const auto v = at::randn({2, 6});
+  EXPECT_TRUE(linear(v).equal(reference_linear(v)));
 }
 
 }  // namespace
