@@ -17,6 +17,7 @@
 #include "measure.h"
 #include "models/attention.h"
 #include "util/memory.h"
+#include "image/png_file.h"
 #include "pipeline/generation.h"
 #include "random_model.h"
 #include "report.h"
@@ -39,6 +40,7 @@ struct BenchOptions {
   int threads = 0;
   bool skip_512 = false;
   bool skip_generation = false;
+  bool skip_fast = false;
   bool vae_tiling = false;
   bool low_memory_run = false;
   std::string json;
@@ -98,6 +100,63 @@ struct PrecisionResult {
 std::vector<int> sides(const Architecture& arch, const BenchOptions& o) {
   if (o.skip_512) return {arch.side / 2};
   return {arch.side / 2, arch.side};
+}
+
+// The few-step path: the model loaded again with a random full-size TAESD as its decoder (written
+// beside the checkpoint when absent), TAESD's decode, and whole images text to PNG bytes: SD-Turbo's
+// settings (1 euler_a step, trailing spacing, CFG 0: one UNet evaluation at batch 1) and LCM's
+// (4 steps, CFG 1). Each image row twice: the first after loading (oneDNN creates its primitives),
+// then the next.
+void add_fast_rows(const BenchOptions& o, const Architecture& arch, at::ScalarType dtype, const Ceiling& ceiling,
+                   std::optional<pipeline::StableDiffusionModel>& model, std::vector<Row>& rows) {
+  const fs::path taesd = fs::path(o.model).parent_path() / "taesd-random";
+  if (!fs::exists(taesd / "taesd_decoder.safetensors")) {
+    std::fprintf(stderr, "writing %s (random full-size TAESD) ...\n", taesd.c_str());
+    write_random_taesd(taesd);
+  }
+  model.reset();
+  release_free_memory();
+  pipeline::LoadOptions load;
+  load.tokenizer = fs::path(o.tokenizer);
+  load.dtype = dtype;
+  load.taesd = taesd / "taesd_decoder.safetensors";
+  load.taesd_as_vae = true;
+  rows.push_back(timed("load with --vae taesd", dtype, 0, 0, Warmup::none,
+                       [&] { model.emplace(pipeline::StableDiffusionModel::load(o.model, load)); }));
+  const int latent = arch.side / 8;
+  const std::string size = std::to_string(arch.side) + "x" + std::to_string(arch.side);
+  const double taesd_flops = taesd_decode_flops(model->taesd->config, 1, latent, latent).total();
+  const auto z = at::randn({1, 4, latent, latent});
+  rows.push_back(timed("taesd decode " + size, dtype, taesd_flops, ceiling.conv_gflops, Warmup::once,
+                       [&] { model->decode_latents(z); }));
+  double text_flops = text_encoder_flops(arch.text_encoder, 1).total();
+  if (arch.text_encoder_2) text_flops += text_encoder_flops(*arch.text_encoder_2, 1).total();
+  struct FastRun {
+    const char* label;
+    const char* sampler;
+    const char* spacing;
+    int steps;
+    double cfg;
+  };
+  for (const auto& run : {FastRun{"1 step euler_a trailing, CFG 0", "euler_a", "trailing", 1, 0.0},
+                          FastRun{"4 steps lcm, CFG 1", "lcm", "", 4, 1.0}}) {
+    pipeline::GenerationRequest request;
+    request.prompt = "a photo of a cat";
+    request.sampler = run.sampler;
+    request.timestep_spacing = run.spacing;
+    request.steps = run.steps;
+    request.cfg_scale = run.cfg;
+    request.width = request.height = arch.side;
+    const auto params = pipeline::resolve(request, *model);
+    const double flops = text_flops + run.steps * unet_flops(arch.unet, 1, latent, latent).total() + taesd_flops;
+    const auto make_png = [&] {
+      const auto image = pipeline::generate_image(*model, params);
+      return image::encode_png(image.pixels, {{"parameters", image.parameters}});
+    };
+    const std::string section = "text to PNG " + size + ", " + run.label + ", TAESD";
+    rows.push_back(timed(section + " (first image)", dtype, flops, ceiling.conv_gflops, Warmup::none, make_png));
+    rows.push_back(timed(section, dtype, flops, ceiling.conv_gflops, Warmup::none, make_png));
+  }
 }
 
 PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, at::ScalarType dtype,
@@ -177,6 +236,7 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
     process_peak = std::max(process_peak, rows.back().peak_rss_mib);
   }
   result.generation_peak_mib = process_peak;
+  if (!low_memory && !o.skip_512 && !o.skip_fast) add_fast_rows(o, arch, dtype, ceiling, model, rows);
   return result;
 }
 
@@ -297,6 +357,7 @@ int main(int argc, char** argv) {
   app.add_option("--precision", o.precision, "fp32, bf16 or both")->capture_default_str();
   app.add_option("--steps", o.steps, "Steps of the whole generation at the model's size")->capture_default_str();
   app.add_option("--threads", o.threads, "Intra-op threads (default: libtorch's, one per core)");
+  app.add_flag("--skip-fast", o.skip_fast, "No few-step rows (TAESD decode, 1-step and 4-step images text to PNG)");
   app.add_flag("--skip-512", o.skip_512, "Only the sections at half the model's size (256x256 for SD 1.5; a quick run)");
   app.add_flag("--skip-generation", o.skip_generation, "No whole generation");
   app.add_flag("--vae-tiling", o.vae_tiling, "Decode in tiles (as generate --vae-tiling), for every decode timed");

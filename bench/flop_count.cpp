@@ -148,6 +148,27 @@ FlopCount vae_decode_flops(const models::VaeConfig& config, int64_t batch, int64
   return f;
 }
 
+FlopCount taesd_decode_flops(const models::TinyAutoencoderConfig& config, int64_t batch, int64_t latent_height,
+                             int64_t latent_width) {
+  Grid grid{batch, latent_height, latent_width};
+  FlopCount f;
+  int64_t c = config.decoder_block_out_channels.front();
+  f.convolution += conv(config.latent_channels, c, 3, grid);
+  const size_t levels = config.num_decoder_blocks.size();
+  for (size_t level = 0; level < levels; ++level) {
+    const int64_t width = config.decoder_block_out_channels[level];
+    for (int i = 0; i < config.num_decoder_blocks[level]; ++i) {
+      f.convolution += conv(c, width, 3, grid) + 2 * conv(width, width, 3, grid);
+      if (c != width) f.convolution += conv(c, width, 1, grid);
+      c = width;
+    }
+    const bool last = level + 1 == levels;
+    if (!last) grid = grid.twice();
+    f.convolution += conv(c, last ? config.out_channels : c, 3, grid);
+  }
+  return f;
+}
+
 FlopCount text_encoder_flops(const models::TextEncoderConfig& config, int64_t batch, int64_t tokens) {
   FlopCount f;
   const double rows = double(batch * tokens);

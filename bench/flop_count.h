@@ -26,6 +26,10 @@ FlopCount unet_flops(const models::UNetConfig& config, int64_t batch, int64_t la
 FlopCount vae_decode_flops(const models::VaeConfig& config, int64_t batch, int64_t latent_height,
                            int64_t latent_width);
 
+// TAESD's decoder (AutoencoderTiny) from a latent_height x latent_width latent.
+FlopCount taesd_decode_flops(const models::TinyAutoencoderConfig& config, int64_t batch, int64_t latent_height,
+                             int64_t latent_width);
+
 // The text encoder on `batch` sequences of `tokens` tokens.
 FlopCount text_encoder_flops(const models::TextEncoderConfig& config, int64_t batch, int64_t tokens = 77);
 

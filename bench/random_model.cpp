@@ -5,6 +5,7 @@
 #include "io/ldm_export.h"
 #include "io/safetensors_writer.h"
 #include "models/clip_text_encoder.h"
+#include "models/taesd.h"
 #include "models/unet.h"
 #include "models/vae.h"
 #include "util/error.h"
@@ -110,6 +111,25 @@ int64_t write_random_checkpoint(const Architecture& architecture, const std::fil
                                       architecture.open_clip ? io::TextEncoderLayout::OpenClip : io::TextEncoderLayout::Clip);
   io::write_safetensors(path, exported, {{"format", "pt"}, {"diffuse_bench", architecture.name + " random weights"}});
   return count(unet) + count(vae) + count(text) + count(text_2);
+}
+
+int64_t write_random_taesd(const std::filesystem::path& folder, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  const auto weights = random_fp16_weights<models::TinyAutoencoder>(models::TinyAutoencoderConfig{});
+  // taesd.py's names: the encoder's indices as they are, the decoder's one up (its index 0 is the clamp).
+  TensorMap encoder, decoder;
+  for (const auto& [name, tensor] : weights) {
+    const bool is_encoder = name.rfind("encoder.layers.", 0) == 0;
+    const auto rest = name.substr(std::string(is_encoder ? "encoder.layers." : "decoder.layers.").size());
+    const auto dot = rest.find('.');
+    const int index = std::stoi(rest.substr(0, dot)) + (is_encoder ? 0 : 1);
+    (is_encoder ? encoder : decoder).emplace(std::to_string(index) + rest.substr(dot), tensor);
+  }
+  std::filesystem::create_directories(folder);
+  io::write_safetensors(folder / "taesd_encoder.safetensors", encoder, {{"diffuse_bench", "random TAESD encoder"}});
+  io::write_safetensors(folder / "taesd_decoder.safetensors", decoder, {{"diffuse_bench", "random TAESD decoder"}});
+  return count(weights);
 }
 
 }  // namespace diffuse::bench

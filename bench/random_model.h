@@ -28,6 +28,10 @@ Architecture find_architecture(const std::string& name);
 
 // Writes `architecture` with random weights (torch's default initialisation, seeded) to `path`
 // unless that file already exists. Returns the number of parameters written.
+// A full-size TAESD (64 channels, 2.4 M parameters) with random fp16 weights, as taesd.py's two
+// files in `folder`: taesd_encoder.safetensors and taesd_decoder.safetensors. Returns the parameters.
+int64_t write_random_taesd(const std::filesystem::path& folder, uint64_t seed = 0);
+
 int64_t write_random_checkpoint(const Architecture& architecture, const std::filesystem::path& path, uint64_t seed = 0);
 
 }  // namespace diffuse::bench

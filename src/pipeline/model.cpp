@@ -109,6 +109,11 @@ models::TinyAutoencoder load_taesd(const fs::path& path, at::ScalarType dtype, i
   c10::set_default_dtype(previous_default);
   models::load_weights(*taesd, files.tensors, {"taesd: " + files.source, files.file_names, {}});
   taesd->eval();
+  // 64 channels at up to the full image size: oneDNN runs these convolutions on channels-last
+  // activations without reordering them around every layer (decode() feeds channels-last input).
+  for (auto& parameter : taesd->parameters()) {
+    if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(at::MemoryFormat::ChannelsLast));
+  }
   return taesd;
 }
 
@@ -243,13 +248,17 @@ at::Tensor StableDiffusionModel::decode_latents_taesd(const at::Tensor& latents)
   torch::NoGradGuard no_grad;
   if (!taesd) throw InvalidParameter("preview", "taesd: no TAESD loaded (give its path, e.g. --vae taesd:PATH)");
   // Its own scaling factor (1.0 for SD's TAESD): the latents are already in its space, not 1/0.18215 of it.
-  return taesd->decode((latents / taesd->config.scaling_factor).to(options_.dtype)).to(at::kFloat);
+  const auto z = (latents / taesd->config.scaling_factor).to(options_.dtype).contiguous(at::MemoryFormat::ChannelsLast);
+  return taesd->decode(z).to(at::kFloat).contiguous();
 }
 
 at::Tensor StableDiffusionModel::encode_image(const at::Tensor& image, at::Generator* generator) {
   torch::NoGradGuard no_grad;
   // TAESD's encoder is deterministic: no draw from the generator (as diffusers' retrieve_latents).
-  if (decodes_with_taesd()) return taesd->encode(image.to(options_.dtype)).to(at::kFloat) * taesd->config.scaling_factor;
+  if (decodes_with_taesd()) {
+    const auto input = image.to(options_.dtype).contiguous(at::MemoryFormat::ChannelsLast);
+    return taesd->encode(input).to(at::kFloat).contiguous() * taesd->config.scaling_factor;
+  }
   const auto distribution = vae->encode(image.to(options_.dtype));
   at::Tensor latents = distribution.mean.to(at::kFloat);
   if (generator) {

@@ -186,7 +186,7 @@ TEST_F(GenerateCli, NamesEveryBadValueByItsFlag) {
       {{"--prediction", "x0"}, "diffuse: error: --prediction: 'x0' is not one of epsilon, v_prediction"},
       {{"--eta", "0.3"}, "diffuse: error: --eta: applies only to samplers ddim, not to 'euler'"},
       {{"--precision", "fp16"}, "diffuse: error: --precision: 'fp16' is not fp32 or bf16"},
-      {{"--preview", "fast"}, "diffuse: error: --preview: 'fast' is not one of linear, vae"},
+      {{"--preview", "fast"}, "diffuse: error: --preview: 'fast' is not one of linear, vae, taesd, taesd:PATH"},
       {{"-o", "out.jpg"}, "diffuse: error: --output: 'out.jpg' must end in .png"},
       {{"--steps", "1000"}, "diffuse: error: --steps: must be below the model's 1000 training timesteps, got 1000"},
       {{"--clip-skip", "0"}, "diffuse: error: --clip-skip: 0 must be at least 1 (1: the last layer)"},
