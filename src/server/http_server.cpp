@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <mutex>
@@ -78,6 +79,7 @@ struct HttpFront::Impl {
   std::mutex options_mutex;
   json settings;  // /sdapi/v1/options
   int port = 0;
+  int listening_socket = -1;
 
   Impl(JobQueue& q, FrontOptions o) : queue(q), options(std::move(o)) {
     settings = {{"sd_model_checkpoint", options.model_name}, {"CLIP_stop_at_last_layers", 1}, {"samples_format", "png"}};
@@ -122,6 +124,13 @@ struct HttpFront::Impl {
   }
 
   void routes() {
+    // SO_REUSEADDR alone: a restart may take a port still in TIME_WAIT, but a second server on a port in
+    // use fails (httplib's default, SO_REUSEPORT, lets both listen and splits the clients between them).
+    server.set_socket_options([this](socket_t socket) {
+      const int yes = 1;
+      ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      listening_socket = socket;
+    });
     server.set_payload_max_length(options.limits.max_request_bytes);
     server.new_task_queue = [] { return new httplib::ThreadPool(64); };
     server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
@@ -242,6 +251,11 @@ int HttpFront::bind() {
     impl_->port = impl_->server.bind_to_port(o.host.c_str(), o.port) ? o.port : -1;
   }
   if (impl_->port <= 0) throw Error(o.host + ":" + std::to_string(o.port) + ": cannot listen (in use, or not this machine's address)");
+  // Debian's httplib is built with a listen backlog of 5: clients connecting while a busy machine is slow to
+  // accept overflow it, and the kernel drops their handshakes, retried seconds later or, past the SYN
+  // cookies, lost (requests that never got an answer under load). Listening again only raises the backlog,
+  // to the kernel's own limit (net.core.somaxconn).
+  ::listen(impl_->listening_socket, SOMAXCONN);
   return impl_->port;
 }
 
