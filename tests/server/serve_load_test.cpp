@@ -118,8 +118,7 @@ int connect_within_a_second(const std::string& host, int port) {
 
 // The status line of a GET on a connected socket, read until the server closes it.
 std::string status_line_of_get(int fd, const std::string& path) {
-  const int blocking = ::fcntl(fd, F_GETFL) & ~O_NONBLOCK;
-  ::fcntl(fd, F_SETFL, blocking);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return "";
   std::string reply;

@@ -201,17 +201,11 @@ TEST_F(Serve, ListsSamplersModelsAndOptions) {
 // A second server on a port in use must fail, not share the port and take half the first one's clients.
 TEST_F(Serve, APortInUseIsNamedAndNotShared) {
   const auto port = std::to_string(server_->port());
-  // Under `timeout`: were the port shared, this server would serve until stopped.
-  const std::string command = "timeout 60 " + test::shell_quote(test::diffuse_binary().string()) + " serve -m " +
-                              test::shell_quote(tiny_model()) + " --precision fp32 --port " + port + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
-  const int status = pclose(pipe);
-  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1) << output;
-  EXPECT_NE(output.find("diffuse: error: 127.0.0.1:" + port + ": cannot listen (in use"), std::string::npos) << output;
+  // Time-limited: were the port shared, this server would serve until stopped.
+  const auto outcome = test::run_diffuse({"serve", "-m", tiny_model(), "--precision", "fp32", "--port", port}, 60);
+  EXPECT_EQ(outcome.exit_code, 1) << outcome.output;
+  EXPECT_NE(outcome.output.find("diffuse: error: 127.0.0.1:" + port + ": cannot listen (in use"), std::string::npos)
+      << outcome.output;
   EXPECT_TRUE(server_->alive());
   EXPECT_EQ(get("/sdapi/v1/sd-models").size(), 1u);
 }

@@ -22,8 +22,10 @@ inline std::string shell_quote(const std::string& arg) {
   return quoted + "'";
 }
 
-inline Outcome run_diffuse(const std::vector<std::string>& args) {
+// With a time limit, a run that would not end (a server) is stopped and exits 124, as under `timeout`.
+inline Outcome run_diffuse(const std::vector<std::string>& args, int limit_seconds = 0) {
   std::string command = shell_quote(diffuse_binary().string());
+  if (limit_seconds > 0) command = "timeout " + std::to_string(limit_seconds) + " " + command;
   for (const auto& arg : args) command += " " + shell_quote(arg);
   command += " 2>&1 </dev/null";
   FILE* pipe = popen(command.c_str(), "r");
