@@ -8,6 +8,7 @@
 #include "image/animated_png.h"
 #include "image/png_file.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 
 namespace diffuse::cli {
 namespace {
@@ -83,17 +84,7 @@ TEST(TokensCli, TokenizerAloneAndWithModel) {
   EXPECT_NE(neither.output.find("--tokenizer"), std::string::npos) << neither.output;
 }
 
-class StepsCli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("diffuse-steps-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
-};
+class StepsCli : public test::TempDirTest {};
 
 TEST_F(StepsCli, SaveStepsWritesFramesSheetAndAnimation) {
   constexpr int kSteps = 3;
@@ -130,9 +121,10 @@ TEST_F(StepsCli, UnknownPreviewIsRejectedBeforeLoading) {
   EXPECT_FALSE(fs::exists(dir_ / "out.png"));
 }
 
-TEST(ImageNumbersCli, RgbTablesAndLatentChannels) {
-  const auto dir = fs::temp_directory_path() / "diffuse-image-numbers";
-  fs::create_directories(dir);
+class ImageNumbersCli : public test::TempDirTest {};
+
+TEST_F(ImageNumbersCli, RgbTablesAndLatentChannels) {
+  const auto& dir = dir_;
   auto pixels = at::zeros({16, 16, 3}, at::kByte);
   pixels.select(2, 0).fill_(200);
   pixels[0][1][1] = 17;
@@ -145,7 +137,6 @@ TEST(ImageNumbersCli, RgbTablesAndLatentChannels) {
   ASSERT_EQ(latent.exit_code, 0) << latent.output;
   EXPECT_NE(latent.output.find("channel 3"), std::string::npos) << latent.output;
   EXPECT_NE(latent.output.find("4 channels of 8x8"), std::string::npos) << latent.output;
-  fs::remove_all(dir);
 }
 
 }  // namespace

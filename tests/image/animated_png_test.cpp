@@ -4,6 +4,7 @@
 
 #include "image/animated_png.h"
 #include "image/png_file.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace diffuse::image {
@@ -11,16 +12,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class AnimatedPngTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / "diffuse-animated-png-test";
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
-};
+// Its own folder per test: ctest -j runs these tests side by side.
+class AnimatedPngTest : public test::TempDirTest {};
 
 std::vector<at::Tensor> test_frames(int count) {
   std::vector<at::Tensor> frames;
