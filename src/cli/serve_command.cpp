@@ -47,11 +47,9 @@ void serve(ServeOptions& o) {
   if (!o.tokenizer.empty()) load.tokenizer = o.tokenizer;
   load.dtype = o.precision.empty() ? pipeline::default_dtype() : pipeline::dtype_from_name(o.precision);
   const auto preview = apply_decoder_options(o.vae, o.preview, load);
-  std::fprintf(stderr, "loading %s\n", o.model.c_str());
-  auto model = pipeline::StableDiffusionModel::load(o.model, load);
-  const auto embeddings = pipeline::add_embeddings(model, {}, {o.embedding_dirs.begin(), o.embedding_dirs.end()});
-  for (const auto& skipped : embeddings.skipped) std::fprintf(stderr, "warning: embedding skipped: %s\n", skipped.c_str());
 
+  // The port and the queue come first: a port in use or an unreachable Redis is named at once, not after
+  // a load of seconds, and clients that connect while the model loads wait in the listen backlog.
   std::unique_ptr<server::JobQueue> queue;
   if (o.queue.empty()) {
     queue = server::make_local_queue();
@@ -62,13 +60,11 @@ void serve(ServeOptions& o) {
     redis.keep_finished = std::chrono::seconds(static_cast<int64_t>(o.keep_finished));
     queue = server::make_redis_queue(redis);
   }
-  server::GenerationWorker worker(model, *queue, o.limits, {o.lora_dirs.begin(), o.lora_dirs.end()});
-  worker.set_preview(preview);
   server::FrontOptions front_options;
   front_options.host = o.host;
   front_options.port = o.port;
   front_options.limits = o.limits;
-  front_options.model_name = model.name;
+  front_options.model_name = pipeline::model_name_for(o.model);
   front_options.model_path = o.model;
   const auto limits = o.limits;
   front_options.check = [limits](const nlohmann::json& payload, bool img2img) {
@@ -76,6 +72,13 @@ void serve(ServeOptions& o) {
   };
   server::HttpFront front(*queue, front_options);
   const int port = front.bind();
+
+  std::fprintf(stderr, "loading %s\n", o.model.c_str());
+  auto model = pipeline::StableDiffusionModel::load(o.model, load);
+  const auto embeddings = pipeline::add_embeddings(model, {}, {o.embedding_dirs.begin(), o.embedding_dirs.end()});
+  for (const auto& skipped : embeddings.skipped) std::fprintf(stderr, "warning: embedding skipped: %s\n", skipped.c_str());
+  server::GenerationWorker worker(model, *queue, o.limits, {o.lora_dirs.begin(), o.lora_dirs.end()});
+  worker.set_preview(preview);
   worker.start(threads);
   running_front = &front;
   std::signal(SIGINT, on_signal);

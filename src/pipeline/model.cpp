@@ -148,6 +148,11 @@ at::ScalarType dtype_from_name(const std::string& name) {
 
 std::string dtype_name(at::ScalarType dtype) { return dtype == at::kBFloat16 ? "bf16" : "fp32"; }
 
+std::string model_name_for(const fs::path& path) {
+  const auto name = path.filename().replace_extension().string();
+  return name.empty() ? path.parent_path().filename().string() : name;
+}
+
 StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const LoadOptions& options) {
   if (options.dtype != at::kFloat && options.dtype != at::kBFloat16) {
     throw InvalidParameter("precision", "only fp32 and bf16 are supported");
@@ -166,8 +171,7 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   model.path_ = path;
   model.options_ = options;
   model.options_.progress = nullptr;  // the caller's, for this load only
-  model.name = fs::path(path).filename().replace_extension().string();
-  if (model.name.empty()) model.name = fs::path(path).parent_path().filename().string();
+  model.name = model_name_for(path);
   // --low-memory with a single file: the text encoder is loaded when a prompt needs it, and freed
   // after, so it never sits beside the UNet's loading.
   if (!options.low_memory || fs::is_directory(path)) model.load_text_encoders(files);

@@ -54,6 +54,9 @@ at::ScalarType default_dtype();
 // "fp32" or "bf16" -> the type; throws diffuse::InvalidParameter naming `precision` otherwise.
 at::ScalarType dtype_from_name(const std::string& name);
 std::string dtype_name(at::ScalarType dtype);
+// The name a model at `path` goes by (its file name without the extension, or its folder's name), known
+// before it is loaded.
+std::string model_name_for(const std::filesystem::path& path);
 
 // What a prompt conditions the UNet with.
 struct PromptConditioning {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "support/fixtures.h"
+#include "support/run_diffuse.h"
 #include "support/server_process.h"
 
 namespace diffuse {
@@ -75,6 +76,17 @@ json get(const test::ServerProcess& server, const std::string& path) {
   const auto response = client.Get(path.c_str());
   if (!response || response->status != 200) return nullptr;
   return json::parse(response->body);
+}
+
+TEST(RedisQueue, AnUnreachableRedisIsNamedBeforeTheModelLoads) {
+  const std::string url = "redis://127.0.0.1:" + std::to_string(free_port());  // nothing listens there
+  const std::string model = (test::fixtures_dir() / "tiny-sd1/diffusers").string();
+  const auto outcome = test::run_diffuse({"serve", "-m", model, "--port", "0", "--queue", url}, 60);
+  EXPECT_EQ(outcome.exit_code, 1) << outcome.output;
+  EXPECT_NE(outcome.output.find("diffuse: error: " + url + ": cannot connect to Redis (Connection refused)"),
+            std::string::npos)
+      << outcome.output;
+  EXPECT_EQ(outcome.output.find("loading "), std::string::npos) << outcome.output;
 }
 
 TEST(RedisQueue, FiftyJobsThreeWorkersOneKilledEachJobOnceWithTheSingleProcessImages) {

@@ -206,6 +206,8 @@ TEST_F(Serve, APortInUseIsNamedAndNotShared) {
   EXPECT_EQ(outcome.exit_code, 1) << outcome.output;
   EXPECT_NE(outcome.output.find("diffuse: error: 127.0.0.1:" + port + ": cannot listen (in use"), std::string::npos)
       << outcome.output;
+  // Named before the model is loaded: the port is bound first.
+  EXPECT_EQ(outcome.output.find("loading "), std::string::npos) << outcome.output;
   EXPECT_TRUE(server_->alive());
   EXPECT_EQ(get("/sdapi/v1/sd-models").size(), 1u);
 }
