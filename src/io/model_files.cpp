@@ -124,9 +124,13 @@ json find_original_config(const fs::path& checkpoint) {
   fs::path stem_json = checkpoint;
   stem_json.replace_extension(".json");
   if (fs::is_regular_file(stem_json)) {
-    std::ifstream in(stem_json);
-    const json config = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (config.is_object() && config.contains("model")) return config;
+    std::ifstream in(stem_json, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // The parser recurses once per level: a file of nested brackets would overflow the stack.
+    if (!json_nests_deeper_than(text)) {
+      const json config = json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (config.is_object() && config.contains("model")) return config;
+    }
   }
   const fs::path ldm_config = checkpoint.parent_path() / "ldm_config.json";
   if (fs::is_regular_file(ldm_config)) return read_json_file(ldm_config);

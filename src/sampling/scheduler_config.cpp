@@ -75,9 +75,11 @@ SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& json) {
   if (field(json, "rescale_betas_zero_snr")) config.rescale_betas_zero_snr = value_of<bool>(json, "rescale_betas_zero_snr");
   if (field(json, "use_karras_sigmas")) config.use_karras_sigmas = value_of<bool>(json, "use_karras_sigmas");
 
-  if (config.num_train_timesteps < 2) {
-    throw Error("scheduler config: num_train_timesteps must be at least 2, got " +
-                std::to_string(config.num_train_timesteps));
+  // Every released model uses 1000; the bound keeps a corrupt value from allocating gigabytes of tables.
+  constexpr int kMostTrainTimesteps = 100000;
+  if (config.num_train_timesteps < 2 || config.num_train_timesteps > kMostTrainTimesteps) {
+    throw Error("scheduler config: num_train_timesteps must be from 2 to " + std::to_string(kMostTrainTimesteps) +
+                ", got " + std::to_string(config.num_train_timesteps));
   }
   if (field(json, "thresholding") && value_of<bool>(json, "thresholding")) {
     throw Error("scheduler config: thresholding = true is not supported");

@@ -156,6 +156,9 @@ TEST_F(ModelFilesTest, FindsTokenizerBesideASingleFile) {
   EXPECT_TRUE(load_model_files(checkpoint).original_config.is_null());
   std::ofstream(dir_ / "model.json") << R"({"model": {"params": {}}})";
   EXPECT_TRUE(load_model_files(checkpoint).original_config.contains("model"));
+  // Nested past the depth guard: copying or walking a million levels would overflow the stack.
+  std::ofstream(dir_ / "model.json") << R"({"model": )" << std::string(1000000, '[') << std::string(1000000, ']') << "}";
+  EXPECT_TRUE(load_model_files(checkpoint).original_config.is_null());
 }
 
 TEST_F(ModelFilesTest, ErrorsNameThePath) {

@@ -24,5 +24,19 @@ TEST(SchedulerConfigRange, IntegerFieldsOutsideIntAreRefused) {
             1000);
 }
 
+// A value that fits an int but would size the beta and sigma tables in gigabytes is named, not allocated.
+TEST(SchedulerConfigRange, TrainTimestepsAreBounded) {
+  for (const int steps : {1, 100001, 2000000000}) {
+    try {
+      SchedulerConfig::from_json({{"num_train_timesteps", steps}});
+      ADD_FAILURE() << "accepted " << steps;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "scheduler config: num_train_timesteps must be from 2 to 100000, got " + std::to_string(steps));
+    }
+  }
+  EXPECT_EQ(SchedulerConfig::from_json({{"num_train_timesteps", 100000}}).num_train_timesteps, 100000);
+}
+
 }  // namespace
 }  // namespace diffuse::sampling
