@@ -1,6 +1,7 @@
 // StableDiffusionModel's LoRAs (model.h), and finding their files.
 #include "pipeline/lora.h"
 
+#include <optional>
 #include <unordered_map>
 
 #include "io/ldm_names.h"
@@ -17,18 +18,26 @@ fs::path find_lora_file(const std::string& name, const std::vector<fs::path>& di
   if (name.empty()) throw InvalidParameter("lora", "a LoRA needs a name or a file");
   std::error_code error;
   if (fs::is_regular_file(name, error)) return name;
-  const auto wanted = name + ".safetensors";
+  // AUTOMATIC1111's extensions; older LoRAs are .pt or .ckpt, read by the restricted unpickler.
+  const std::vector<std::string> wanted = {name + ".safetensors", name + ".ckpt", name + ".pt"};
+  const auto in_folder = [&](const fs::path& dir) -> std::optional<fs::path> {
+    for (const auto& file : wanted) {
+      if (fs::is_regular_file(dir / file, error)) return dir / file;
+    }
+    return std::nullopt;
+  };
   std::string looked;
   for (const auto& dir : dirs) {
     looked += (looked.empty() ? "" : ", ") + dir.string();
-    if (fs::is_regular_file(dir / wanted, error)) return dir / wanted;
+    if (const auto found = in_folder(dir)) return *found;
     if (!fs::is_directory(dir, error)) continue;
     for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, error), end;
          !error && it != end; it.increment(error)) {
-      if (it->is_regular_file(error) && it->path().filename() == wanted) return it->path();
+      if (!it->is_directory(error)) continue;
+      if (const auto found = in_folder(it->path())) return *found;
     }
   }
-  throw InvalidParameter("lora", "no LoRA file '" + name + "' and no " + wanted + " in " +
+  throw InvalidParameter("lora", "no LoRA file '" + name + "' and no " + wanted[0] + " (.ckpt, .pt) in " +
                                      (looked.empty() ? std::string("any LoRA folder (none given: --lora-dir)") : looked));
 }
 

@@ -78,7 +78,7 @@ TEST_F(PromptAddonsCli, EmbeddingFromAFileOrAFolderGivesTheReference) {
 
 TEST_F(PromptAddonsCli, RefusesBadLorasAndEmbeddingsBeforeWritingAnything) {
   expect_rejected(generate("a cat <lora:absent:1>", "1", {}),
-                  "--lora: no LoRA file 'absent' and no absent.safetensors in any LoRA folder");
+                  "--lora: no LoRA file 'absent' and no absent.safetensors (.ckpt, .pt) in any LoRA folder");
   expect_rejected(generate("a cat", "1", {"--lora", (dir_ / "absent.safetensors").string() + ":0.5"}),
                   "no LoRA file '" + (dir_ / "absent.safetensors").string() + "'");
   expect_rejected(generate("a cat <lora:x:lots>", "1", {}), "--prompt: <lora:x:lots>: 'lots' is not a number");

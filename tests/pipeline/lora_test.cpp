@@ -5,7 +5,11 @@
 
 #include <fstream>
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+
 #include "io/safetensors_writer.h"
+#include "io/tensor_file.h"
 #include "models/conv.h"
 #include "models/linear.h"
 #include "pipeline/generation.h"
@@ -241,7 +245,7 @@ std::string run_name(const ::testing::TestParamInfo<RunCase>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, LoraRuns, ::testing::ValuesIn(lora_runs()), run_name);
 
-class LoraErrors : public test::TempDirTest {
+class LoraFiles : public test::TempDirTest {
  protected:
   std::string error_of(const std::vector<LoraUse>& loras) {
     try {
@@ -258,7 +262,7 @@ class LoraErrors : public test::TempDirTest {
   }
 };
 
-TEST_F(LoraErrors, ModulesTheModelLacksAreNamedAndNothingStaysOn) {
+TEST_F(LoraFiles, ModulesTheModelLacksAreNamedAndNothingStaysOn) {
   const auto path = dir_ / "other-model.safetensors";
   io::write_safetensors(path, {{"lora_unet_down_blocks_7_resnets_0_conv1.lora_down.weight", at::ones({4, 8, 3, 3})},
                                {"lora_unet_down_blocks_7_resnets_0_conv1.lora_up.weight", at::ones({8, 4, 1, 1})},
@@ -273,7 +277,7 @@ TEST_F(LoraErrors, ModulesTheModelLacksAreNamedAndNothingStaysOn) {
   EXPECT_TRUE(tiny_sd1().encode("a photo of a cat").context.equal(plain)) << "a refused LoRA must leave nothing on";
 }
 
-TEST_F(LoraErrors, UpdatesOfTheWrongShapeAreNamed) {
+TEST_F(LoraFiles, UpdatesOfTheWrongShapeAreNamed) {
   const auto path = dir_ / "misfit.safetensors";
   io::write_safetensors(path, {{"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", at::ones({4, 48})},
                                {"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight", at::ones({37, 4})}});
@@ -284,11 +288,56 @@ TEST_F(LoraErrors, UpdatesOfTheWrongShapeAreNamed) {
   EXPECT_NE(error.find("does not fit a linear layer of 32 -> 37 features"), std::string::npos) << error;
 }
 
-TEST_F(LoraErrors, UnreadableFilesAreNamed) {
+TEST_F(LoraFiles, UnreadableFilesAreNamed) {
   const auto path = dir_ / "broken.safetensors";
   std::ofstream(path) << "not a safetensors file";
   const auto error = error_of({{path, 1, 1}});
   EXPECT_NE(error.find("broken.safetensors"), std::string::npos) << error;
+}
+
+// What Python's torch.save writes for a dict of tensors: a zip of data.pkl and one record per storage
+// (torch::pickle_save would tag the dict with torch.jit._pickle.restore_type_tag, which Python never does).
+void write_as_torch_save(const io::TensorFile& source, const fs::path& path) {
+  c10::impl::GenericDict tensors(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& info : source.tensors()) tensors.insert(info.name, source.tensor(info.name));
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* bytes, size_t size) { pickle.insert(pickle.end(), bytes, bytes + size); },
+                              nullptr, nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(tensors);
+  pickler.stop();
+  caffe2::serialize::PyTorchStreamWriter writer(path.string());
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  for (size_t i = 0; i < pickler.tensorData().size(); ++i) {
+    const auto storage = torch::jit::getWriteableTensorData(pickler.tensorData()[i]);
+    writer.writeRecord("data/" + std::to_string(i), storage.data(), storage.sizeInBytes());
+  }
+  writer.writeEndOfFile();
+}
+
+// Older LoRAs are torch pickles: a tag finds <name>.pt (or .ckpt) in a LoRA folder's subfolder, and the
+// restricted reader gives the same update as the safetensors file it was written from.
+TEST_F(LoraFiles, APtFileIsFoundByItsTagAndActsAsTheSafetensors) {
+  fs::create_directories(dir_ / "older");
+  const auto pt = dir_ / "older" / "tiny-old.pt";
+  write_as_torch_save(io::TensorFile::open(kohya_file()), pt);
+
+  GenerationRequest request;
+  request.prompt = "a cat <lora:tiny-old:0.6>";
+  request.lora_dirs = {dir_};
+  const auto resolved = validate(request);
+  const std::vector<LoraUse> expected = {{pt, 0.6, 0.6}};
+  EXPECT_EQ(resolved.loras, expected);
+
+  auto& model = tiny_sd1();
+  const auto name = manifest().at("merged_weights").at(0).at("layer").get<std::string>();
+  const auto layer = layer_named(model, name);
+  ASSERT_TRUE(layer) << name;
+  model.set_loras({{kohya_file(), 0.6, 0.6}});
+  const auto from_safetensors = effective_weight(*layer);
+  model.set_loras(resolved.loras);
+  EXPECT_TRUE(at::equal(effective_weight(*layer), from_safetensors)) << name;
+  model.set_loras({});
 }
 
 TEST(LoraRequest, TagsAreTakenOutOfThePromptAndFound) {
@@ -340,7 +389,7 @@ TEST(LoraRequest, BadTagsAndMissingFilesAreRefusedByName) {
   request.lora_dirs = {lora_dir()};
   request.prompt = "<lora:absent:1>";
   auto error = request_error(request, "lora");
-  EXPECT_NE(error.find("no LoRA file 'absent' and no absent.safetensors in " + lora_dir().string()), std::string::npos)
+  EXPECT_NE(error.find("no LoRA file 'absent' and no absent.safetensors (.ckpt, .pt) in " + lora_dir().string()), std::string::npos)
       << error;
   request.prompt = "<lora:tiny-sd1-lora:strong>";
   error = request_error(request, "prompt");
