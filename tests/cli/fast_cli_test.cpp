@@ -11,11 +11,11 @@ namespace diffuse::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using test::fast_fixture_dir;
 using test::fixtures_dir;
 using test::Outcome;
 using test::run_diffuse;
 
-fs::path fast_dir() { return fixtures_dir() / "tiny-fast"; }
 
 class FastCli : public test::TempDirTest {
  protected:
@@ -26,8 +26,8 @@ class FastCli : public test::TempDirTest {
     return run_diffuse(args);
   }
   std::string sd1() const { return (fixtures_dir() / "tiny-sd1/diffusers").string(); }
-  std::string lcm() const { return (fast_dir() / "tiny-lcm/diffusers").string(); }
-  std::string taesd() const { return (fast_dir() / "taesd/taesd_decoder.safetensors").string(); }
+  std::string lcm() const { return (fast_fixture_dir() / "tiny-lcm/diffusers").string(); }
+  std::string taesd() const { return (fast_fixture_dir() / "taesd/taesd_decoder.safetensors").string(); }
 
   // Largest per-channel difference from a reference PNG, in 8-bit levels.
   static int max_levels_from(const fs::path& image, const fs::path& reference) {
@@ -49,7 +49,7 @@ TEST_F(FastCli, TurboPresetDrawsTheReferenceImageWithOneUnguidedStep) {
   ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
   EXPECT_NE(outcome.output.find("warning: the negative prompt is ignored: at a CFG scale of 1 or less"), std::string::npos)
       << outcome.output;
-  EXPECT_LE(max_levels_from(out(), fast_dir() / "refs/turbo_tiny-sd1_euler_a_trailing_1_g0.0.png"), 1);
+  EXPECT_LE(max_levels_from(out(), fast_fixture_dir() / "refs/turbo_tiny-sd1_euler_a_trailing_1_g0.0.png"), 1);
   EXPECT_EQ(image::read_png(out()).text.at("parameters"),
             "a photo of a cat\nSteps: 1, Sampler: Euler a, CFG scale: 0, Seed: 5300, Size: 64x64, Model: diffusers, "
             "Guidance: none (one UNet pass per step; negative prompt unused), Timestep spacing: trailing");
@@ -68,7 +68,7 @@ TEST_F(FastCli, LcmPresetOnAnLcmModelFollowsItsGuidanceEmbedding) {
   const auto outcome = generate(lcm(), {"--preset", "lcm", "--cfg-scale", "8", "--seed", "5202", "--precision", "fp32", "-p",
                                         "A Painting of a SUNSET, by Claude Monet; 35mm, f/1.8 :)"});
   ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
-  EXPECT_LE(max_levels_from(out(), fast_dir() / "refs/lcm_4_g8.0.png"), 1);
+  EXPECT_LE(max_levels_from(out(), fast_fixture_dir() / "refs/lcm_4_g8.0.png"), 1);
   const auto parameters = image::read_png(out()).text.at("parameters");
   EXPECT_NE(parameters.find("Steps: 4, Sampler: LCM, CFG scale: 8,"), std::string::npos) << parameters;
   EXPECT_NE(parameters.find("Guidance: LCM embedding (one UNet pass per step)"), std::string::npos) << parameters;

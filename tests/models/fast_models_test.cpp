@@ -17,16 +17,16 @@ namespace diffuse::models {
 namespace {
 
 namespace fs = std::filesystem;
+using test::fast_fixture_dir;
 using test::fixtures_dir;
 using test::read_json;
 using test::read_reference;
 using test::relative_max_error;
 
-constexpr double kComponentTolerance = 1e-4;
+using test::kComponentTolerance;
 
-fs::path fast_dir() { return fixtures_dir() / "tiny-fast"; }
-fs::path refs() { return fast_dir() / "refs"; }
-nlohmann::json manifest() { return read_json(fast_dir() / "manifest.json"); }
+fs::path refs() { return fast_fixture_dir() / "refs"; }
+nlohmann::json manifest() { return read_json(fast_fixture_dir() / "manifest.json"); }
 
 TinyAutoencoder load_taesd(const fs::path& path) {
   const auto files = io::load_taesd_files(path, at::kFloat);
@@ -41,7 +41,7 @@ TinyAutoencoder load_taesd(const fs::path& path) {
 // The three forms a user may point at: the diffusers folder, the decoder file (which finds its
 // encoder beside it), and the folder holding taesd.py's two files.
 std::vector<fs::path> taesd_forms() {
-  return {fast_dir() / "taesd/diffusers", fast_dir() / "taesd/taesd_decoder.safetensors", fast_dir() / "taesd"};
+  return {fast_fixture_dir() / "taesd/diffusers", fast_fixture_dir() / "taesd/taesd_decoder.safetensors", fast_fixture_dir() / "taesd"};
 }
 
 TEST(LcmGuidanceEmbedding, MatchesDiffusers) {
@@ -63,7 +63,7 @@ TEST(LcmGuidanceEmbedding, MatchesDiffusers) {
 
 TEST(LcmUNet, EvaluationWithTimestepCondMatchesDiffusers) {
   torch::NoGradGuard no_grad;
-  const auto folder = fast_dir() / "tiny-lcm/diffusers/unet";
+  const auto folder = fast_fixture_dir() / "tiny-lcm/diffusers/unet";
   const auto config = UNetConfig::from_json(read_json(folder / "config.json"));
   ASSERT_EQ(config.time_cond_proj_dim, 256);
   UNet2DConditionModel unet(config);
@@ -98,7 +98,7 @@ TEST(LcmUNet, EvaluationWithTimestepCondMatchesDiffusers) {
 }
 
 TEST(LcmUNet, NamesAMisShapedTimestepCond) {
-  auto config = UNetConfig::from_json(read_json(fast_dir() / "tiny-lcm/diffusers/unet/config.json"));
+  auto config = UNetConfig::from_json(read_json(fast_fixture_dir() / "tiny-lcm/diffusers/unet/config.json"));
   UNet2DConditionModel unet(config);
   torch::NoGradGuard no_grad;
   const auto x = at::zeros({1, 4, 8, 8});
@@ -116,8 +116,8 @@ TEST(LcmUNet, NamesAMisShapedTimestepCond) {
 }
 
 TEST(TaesdConfig, OriginalFilesGiveTheDiffusersConfig) {
-  const auto expected = TinyAutoencoderConfig::from_json(read_json(fast_dir() / "taesd/diffusers/config.json"));
-  const auto files = io::load_taesd_files(fast_dir() / "taesd/taesd_decoder.safetensors", at::kFloat);
+  const auto expected = TinyAutoencoderConfig::from_json(read_json(fast_fixture_dir() / "taesd/diffusers/config.json"));
+  const auto files = io::load_taesd_files(fast_fixture_dir() / "taesd/taesd_decoder.safetensors", at::kFloat);
   EXPECT_TRUE(files.config.is_null());
   EXPECT_EQ(files.tensors.size(), 134u);  // 67 per half
   const auto inferred = TinyAutoencoderConfig::infer(files.tensors, files.source);
@@ -173,7 +173,7 @@ TEST(Taesd, EncodeMatchesDiffusersFromEitherLayout) {
 class TaesdFolder : public test::TempDirTest {};
 
 TEST_F(TaesdFolder, DecoderAloneDecodesAndRefusesToEncode) {
-  fs::copy_file(fast_dir() / "taesd/taesd_decoder.safetensors", dir_ / "taesd_decoder.safetensors");
+  fs::copy_file(fast_fixture_dir() / "taesd/taesd_decoder.safetensors", dir_ / "taesd_decoder.safetensors");
   auto taesd = load_taesd(dir_ / "taesd_decoder.safetensors");
   EXPECT_FALSE(taesd->encoder);
   try {
@@ -185,7 +185,7 @@ TEST_F(TaesdFolder, DecoderAloneDecodesAndRefusesToEncode) {
   }
   // The encoder file alone is the wrong half.
   try {
-    io::load_taesd_files(fast_dir() / "taesd/taesd_encoder.safetensors", at::kFloat);
+    io::load_taesd_files(fast_fixture_dir() / "taesd/taesd_encoder.safetensors", at::kFloat);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("a TAESD encoder alone; give the decoder"), std::string::npos) << e.what();
@@ -194,7 +194,7 @@ TEST_F(TaesdFolder, DecoderAloneDecodesAndRefusesToEncode) {
 
 TEST(Taesd, NamesTheTensorsOfAWrongShapeFile) {
   // A 16-channel TAESD's tensors against a 64-channel (the released size) module.
-  const auto files = io::load_taesd_files(fast_dir() / "taesd/taesd_decoder.safetensors", at::kFloat);
+  const auto files = io::load_taesd_files(fast_fixture_dir() / "taesd/taesd_decoder.safetensors", at::kFloat);
   TinyAutoencoder released(TinyAutoencoderConfig{});
   try {
     load_weights(*released, files.tensors, {files.source, files.file_names, {}});

@@ -20,7 +20,7 @@ using test::read_json;
 using test::read_reference;
 using test::relative_max_error;
 
-constexpr double kComponentTolerance = 1e-4;
+using test::kComponentTolerance;
 
 TensorMap read_weights(const fs::path& file) {
   auto st = io::SafetensorsFile::open(file);

@@ -24,7 +24,7 @@ using test::read_json;
 using test::read_reference;
 using test::relative_max_error;
 
-constexpr double kComponentTolerance = 1e-4;
+using test::kComponentTolerance;
 
 fs::path sdxl_dir() { return fixtures_dir() / "tiny-sdxl"; }
 fs::path refs() { return sdxl_dir() / "refs"; }

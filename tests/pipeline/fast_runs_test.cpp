@@ -18,14 +18,14 @@ namespace diffuse::pipeline {
 namespace {
 
 namespace fs = std::filesystem;
+using test::fast_fixture_dir;
 using test::fixtures_dir;
 using test::read_json;
 using test::read_reference;
 
-fs::path fast_dir() { return fixtures_dir() / "tiny-fast"; }
-fs::path refs() { return fast_dir() / "refs"; }
+fs::path refs() { return fast_fixture_dir() / "refs"; }
 const nlohmann::json& manifest() {
-  static const auto loaded = read_json(fast_dir() / "manifest.json");
+  static const auto loaded = read_json(fast_fixture_dir() / "manifest.json");
   return loaded;
 }
 
@@ -181,7 +181,7 @@ class TaesdPipeline : public test::TempDirTest {};
 
 TEST_F(TaesdPipeline, DecodesTheFinalLatentsWithoutTheVaeScalingFactor) {
   LoadOptions options;
-  options.taesd = fast_dir() / "taesd/taesd_decoder.safetensors";
+  options.taesd = fast_fixture_dir() / "taesd/taesd_decoder.safetensors";
   options.taesd_as_vae = true;
   auto model = StableDiffusionModel::load(fixtures_dir() / "tiny-sd1/diffusers", options);
   ASSERT_TRUE(model.decodes_with_taesd());
@@ -210,7 +210,7 @@ TEST_F(TaesdPipeline, DecodesTheFinalLatentsWithoutTheVaeScalingFactor) {
 
 // A TAESD whose latents are not the model's, and one whose tensors disagree with their own layout.
 TEST_F(TaesdPipeline, NamesAWrongShapeFile) {
-  auto file = io::SafetensorsFile::open(fast_dir() / "taesd/taesd_decoder.safetensors");
+  auto file = io::SafetensorsFile::open(fast_fixture_dir() / "taesd/taesd_decoder.safetensors");
   std::map<std::string, at::Tensor> tensors;
   for (const auto& info : file.tensors()) tensors[info.name] = file.tensor(info.name, at::kFloat);
   auto eight_channels = tensors;
