@@ -5,8 +5,10 @@
 #include <chrono>
 #include <ctime>
 #include <random>
+#include <set>
 
 #include "image/png_file.h"
+#include "pipeline/presets.h"
 #include "sampling/sampling.h"
 #include "util/base64.h"
 #include "util/error.h"
@@ -141,6 +143,15 @@ ApiRequest parse_a1111_request(const json& payload, bool img2img, const ServeLim
   const std::string sampler = present(payload, "sampler_name") ? text_field(payload, "sampler_name")
                                                                 : text_field(payload, "sampler_index", "Euler");
   set_sampler_from_a1111(r, sampler, text_field(payload, "scheduler"));
+  // diffuse's own field: `diffuse generate --preset`, filling in what the payload leaves out.
+  if (present(payload, "preset")) {
+    std::set<std::string> given;
+    if (present(payload, "steps")) given.insert("steps");
+    if (present(payload, "cfg_scale")) given.insert("cfg_scale");
+    if (present(payload, "sampler_name") || present(payload, "sampler_index")) given.insert("sampler");
+    pipeline::apply_preset(pipeline::find_preset(text_field(payload, "preset")), r, given);
+    r.steps = bounded(r.steps, "steps", 1, limits.max_steps);
+  }
   // The request's own override_settings first, then the server's options.
   for (const char* key : {"override_settings", kServerDefaults}) {
     if (!present(payload, key)) continue;
@@ -225,6 +236,21 @@ json a1111_samplers() {
     sampling::SamplerOptions options;
     options.sampler = name;
     list.push_back({{"name", sampling::display_name(options)}, {"aliases", {name}}, {"options", json::object()}});
+  }
+  return list;
+}
+
+json diffuse_presets() {
+  json list = json::array();
+  for (const auto& preset : pipeline::presets()) {
+    sampling::SamplerOptions options;
+    options.sampler = preset.sampler;
+    list.push_back({{"name", preset.name},
+                    {"description", preset.description},
+                    {"sampler_name", sampling::display_name(options)},
+                    {"timestep_spacing", preset.timestep_spacing.empty() ? json(nullptr) : json(preset.timestep_spacing)},
+                    {"steps", preset.steps},
+                    {"cfg_scale", preset.cfg_scale}});
   }
   return list;
 }

@@ -47,5 +47,8 @@ nlohmann::json a1111_response(const nlohmann::json& payload, const ApiRequest& a
 
 // Every sampler as /sdapi/v1/samplers lists them: {"name", "aliases", "options"}.
 nlohmann::json a1111_samplers();
+// pipeline/presets.h's presets as GET /diffuse/v1/presets lists them (a payload's "preset" names one):
+// {"name", "description", "sampler_name" (as /sdapi/v1/samplers names it), "timestep_spacing", "steps", "cfg_scale"}.
+nlohmann::json diffuse_presets();
 
 }  // namespace diffuse::server

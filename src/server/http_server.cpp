@@ -187,6 +187,9 @@ struct HttpFront::Impl {
     server.Get("/sdapi/v1/samplers", [](const httplib::Request&, httplib::Response& response) {
       send_json(response, 200, a1111_samplers());
     });
+    server.Get("/diffuse/v1/presets", [](const httplib::Request&, httplib::Response& response) {
+      send_json(response, 200, diffuse_presets());
+    });
     server.Get("/sdapi/v1/sd-models", [this](const httplib::Request&, httplib::Response& response) {
       send_json(response, 200,
                 json::array({{{"title", options.model_name},

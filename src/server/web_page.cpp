@@ -51,6 +51,8 @@ const char* const kPage = R"PAGE(<!doctype html>
     <div><label for="steps">Steps</label><input id="steps" type="number" min="1" value="20"></div>
     <div><label for="cfg_scale">CFG scale</label><input id="cfg_scale" type="number" min="0" step="0.5" value="7"></div>
   </div>
+  <label for="preset">Preset</label>
+  <select id="preset"><option value="">none</option></select>
   <label for="sampler">Sampler</label>
   <select id="sampler"></select>
   <div class="row">
@@ -82,6 +84,26 @@ fetch("/sdapi/v1/samplers").then((r) => r.json()).then((samplers) => {
   }
 });
 
+// A preset fills in the fields it sets, where they can still be changed; the payload names it too, for
+// what the form has no field for (SD-Turbo's trailing timestep spacing).
+let presets = [];
+fetch("/diffuse/v1/presets").then((r) => r.json()).then((list) => {
+  presets = list;
+  for (const p of list) {
+    const option = document.createElement("option");
+    option.value = option.textContent = p.name;
+    option.title = p.description;
+    $("preset").appendChild(option);
+  }
+});
+$("preset").addEventListener("change", () => {
+  const p = presets.find((x) => x.name === $("preset").value);
+  if (!p) return;
+  $("steps").value = p.steps;
+  $("cfg_scale").value = p.cfg_scale;
+  $("sampler").value = p.sampler_name;
+});
+
 function payload() {
   const body = {
     prompt: $("prompt").value, negative_prompt: $("negative_prompt").value,
@@ -89,6 +111,7 @@ function payload() {
     sampler_name: $("sampler").value, n_iter: Number($("batch").value),
     seed: $("random_seed").checked ? -1 : Number($("seed").value),
   };
+  if ($("preset").value) body.preset = $("preset").value;
   if ($("width").value) body.width = Number($("width").value);
   if ($("height").value) body.height = Number($("height").value);
   return body;

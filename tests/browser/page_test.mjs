@@ -1,7 +1,7 @@
 // diffuse serve's web page in headless Chromium (Debian chromium, driven by playwright-core): the
 // page loads with nothing from elsewhere, a prompt is submitted with the built-in model, step
-// previews appear while it runs, and the image lands in the gallery with its parameters. Saves a
-// screenshot. Usage: node page_test.mjs DIFFUSE_BINARY SCREENSHOT.png
+// previews appear while it runs, and the image lands in the gallery with its parameters; then the
+// turbo preset fills the form and draws a one-step image. Saves a screenshot. Usage: node page_test.mjs DIFFUSE_BINARY SCREENSHOT.png
 import { spawn } from "node:child_process";
 import { chromium } from "playwright-core";
 
@@ -60,6 +60,20 @@ try {
       !result.caption.includes("Seed: 3")) fail("the gallery caption lacks the parameters: " + result.caption);
   if (result.status !== "done") fail("status reads " + result.status);
   if (result.error) fail("the page shows an error: " + result.error);
+
+  // The turbo preset fills the form's fields and sends its trailing spacing, which the form has no field for.
+  await page.waitForFunction(() => document.querySelectorAll("#preset option").length >= 3);
+  await page.selectOption("#preset", "turbo");
+  const form = await page.evaluate(() => ["steps", "cfg_scale", "sampler"].map((id) => document.getElementById(id).value));
+  console.log(`turbo preset fills steps, CFG scale, sampler: ${JSON.stringify(form)}`);
+  if (JSON.stringify(form) !== JSON.stringify(["1", "0", "Euler a"])) fail("the turbo preset filled " + JSON.stringify(form));
+  await page.click("#generate");
+  await page.waitForFunction(() => document.querySelectorAll("img.result").length >= 2, null, { timeout: 180000 });
+  const turbo = await page.evaluate(() => document.querySelector("img.result").nextElementSibling.textContent);
+  console.log(`turbo parameters: ${JSON.stringify(turbo)}`);
+  for (const part of ["Steps: 1, Sampler: Euler a, CFG scale: 0", "Guidance: none", "Timestep spacing: trailing"]) {
+    if (!turbo.includes(part)) fail("the turbo image's caption lacks " + part + ": " + turbo);
+  }
   if (elsewhere.length) fail("the page loaded from elsewhere: " + elsewhere.join(", "));
   console.log("screenshot: " + screenshot);
 } catch (error) {

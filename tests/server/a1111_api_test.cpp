@@ -66,6 +66,39 @@ TEST(A1111Api, ErrorsNameTheField) {
   EXPECT_EQ(field_of_error({{"init_images", json::array()}}, true), "init_images");
   EXPECT_EQ(field_of_error(json::array()), "body");
   EXPECT_EQ(field_of_error({{"prompt", "x"}, {"unknown_field", 1}}), "no error");
+  EXPECT_EQ(field_of_error({{"preset", "fast"}}), "preset");
+  EXPECT_EQ(field_of_error({{"preset", 1}}), "preset");
+  limits.max_steps = 2;
+  EXPECT_EQ(field_of_error({{"preset", "lcm"}}, false, limits), "steps");  // its 4 steps are over the limit
+}
+
+// "preset" is diffuse's: `diffuse generate --preset`, filling in only what the payload leaves out.
+TEST(A1111Api, PresetsFillInWhatThePayloadLeavesOut) {
+  const auto turbo = parse_a1111_request({{"prompt", "a cat"}, {"preset", "turbo"}}, false, {}).request;
+  EXPECT_EQ(turbo.sampler, "euler_a");
+  EXPECT_EQ(turbo.timestep_spacing, "trailing");
+  EXPECT_EQ(turbo.steps, 1);
+  EXPECT_EQ(turbo.cfg_scale, 0.0);
+  const auto mine = parse_a1111_request({{"preset", "turbo"}, {"steps", 3}, {"cfg_scale", 1.5}, {"sampler_name", "DDIM"}},
+                                        false, {}).request;
+  EXPECT_EQ(mine.sampler, "ddim");
+  EXPECT_EQ(mine.timestep_spacing, "trailing");
+  EXPECT_EQ(mine.steps, 3);
+  EXPECT_EQ(mine.cfg_scale, 1.5);
+  const auto lcm = parse_a1111_request({{"preset", "lcm"}, {"sampler_index", "Euler"}}, false, {}).request;
+  EXPECT_EQ(lcm.sampler, "euler");
+  EXPECT_EQ(lcm.timestep_spacing, "");
+  EXPECT_EQ(lcm.steps, 4);
+  EXPECT_EQ(lcm.cfg_scale, 1.0);
+
+  const auto listed = diffuse_presets();
+  ASSERT_EQ(listed.size(), 2u);
+  const json turbo_listed = {
+      {"name", "turbo"}, {"sampler_name", "Euler a"}, {"timestep_spacing", "trailing"}, {"steps", 1}, {"cfg_scale", 0.0},
+      {"description", "SD-Turbo, SDXL-Turbo and other adversarially distilled models (1-4 steps, no CFG)"}};
+  EXPECT_EQ(listed.at(0), turbo_listed);
+  EXPECT_EQ(listed.at(1).at("sampler_name"), "LCM");
+  EXPECT_TRUE(listed.at(1).at("timestep_spacing").is_null());
 }
 
 }  // namespace

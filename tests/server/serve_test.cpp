@@ -93,6 +93,26 @@ TEST_F(Serve, Txt2imgGivesTheCliImageWithItsInfotext) {
   }
 }
 
+TEST_F(Serve, APresetGivesTheCliPresetsImage) {
+  const auto presets = get("/diffuse/v1/presets");
+  ASSERT_EQ(presets.size(), 2u);
+  EXPECT_EQ(presets.at(0).at("name"), "turbo");
+  EXPECT_EQ(presets.at(1).at("name"), "lcm");
+  const auto response = post("/sdapi/v1/txt2img", {{"prompt", "a photo of a cat"}, {"negative_prompt", "blurry"},
+                                                    {"seed", 5}, {"width", 64}, {"height", 64}, {"preset", "turbo"}});
+  ASSERT_EQ(response.at("images").size(), 1u);
+  const auto cli = cli_image({"-p", "a photo of a cat", "-n", "blurry", "--seed", "5", "--width", "64", "--height", "64",
+                              "--preset", "turbo"});
+  const auto served = decoded(response.at("images").at(0));
+  EXPECT_TRUE(served.pixels.equal(cli.pixels));
+  EXPECT_EQ(served.text.at("parameters"), cli.text.at("parameters"));
+  EXPECT_NE(cli.text.at("parameters").find("Steps: 1, Sampler: Euler a, CFG scale: 0, Seed: 5"), std::string::npos)
+      << cli.text.at("parameters");
+  const auto unknown = post("/sdapi/v1/txt2img", {{"preset", "fastest"}}, 422);
+  EXPECT_EQ(unknown.at("field"), "preset");
+  EXPECT_EQ(unknown.at("detail"), "preset: 'fastest' is not one of turbo, lcm");
+}
+
 TEST_F(Serve, Img2imgGivesTheCliImage) {
   // The CLI's own txt2img picture as the start, repainted at strength 0.6.
   const auto start = cli_image({"-p", "a red circle", "--seed", "3", "--steps", "2", "--width", "64", "--height", "64"});
