@@ -61,6 +61,12 @@ RespacedSigmas respace_sigmas(SigmaSchedule schedule, double sigma_min, double s
 std::vector<double> spaced_timesteps(int num_train_timesteps, Spacing spacing, int steps_offset,
                                      int steps, bool round_linspace);
 
+// LCMScheduler's and TCDScheduler's timesteps: `steps` of the distillation schedule k-1, 2k-1, ...
+// (k = num_train_timesteps / original_steps), largest first, at evenly spaced indices. Throws
+// diffuse::Error naming `sampler` for more steps than original_steps.
+std::vector<double> distillation_timesteps(const std::string& sampler, int num_train_timesteps, int original_steps,
+                                           int steps);
+
 // The Euler family (euler, euler_a, lms, heun before its doubling): sigmas interpolated at the
 // spaced timesteps; other schedules respace between those ends, timesteps from sigma_to_t.
 Schedule discrete_sigma_schedule(const SchedulerConfig& config, Spacing spacing,

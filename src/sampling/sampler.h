@@ -2,6 +2,7 @@
 // sampling layer: the pipeline uses sampling.h. Adding a sampler means one file in samplers/ with
 // its factory, plus one line in sampling.cpp's registry.
 #pragma once
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,8 @@ class Sampler {
   virtual std::string display_name() const = 0;
   virtual std::string description() const = 0;
   virtual bool uses_eta() const { return false; }
+  // The largest eta the sampler's formula allows (TCD's gamma is a fraction).
+  virtual double max_eta() const { return std::numeric_limits<double>::infinity(); }
   // Whether --schedule may respace the sigmas (karras, exponential, sgm_uniform). Samplers that
   // step on integer training timesteps (ddim, plms, lcm) cannot.
   virtual bool offers_schedules() const { return true; }
@@ -81,5 +84,6 @@ std::unique_ptr<Sampler> make_dpmpp_sde_sampler();
 std::unique_ptr<Sampler> make_unipc_sampler();
 std::unique_ptr<Sampler> make_deis_sampler();
 std::unique_ptr<Sampler> make_lcm_sampler();
+std::unique_ptr<Sampler> make_tcd_sampler();
 
 }  // namespace diffuse::sampling

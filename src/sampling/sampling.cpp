@@ -82,6 +82,7 @@ const std::vector<std::unique_ptr<Sampler>>& all_samplers() {
     list.push_back(make_unipc_sampler());
     list.push_back(make_deis_sampler());
     list.push_back(make_lcm_sampler());
+    list.push_back(make_tcd_sampler());
     return list;
   }();
   return samplers;
@@ -126,6 +127,10 @@ void validate(const SamplerOptions& options) {
       if (s->uses_eta()) users += (users.empty() ? "" : ", ") + s->name();
     }
     throw InvalidParameter("eta", "applies only to samplers " + users + ", not to '" + options.sampler + "'");
+  }
+  if (options.eta > sampler.max_eta()) {
+    throw InvalidParameter("eta", "sampler '" + options.sampler + "' takes eta from 0 to " + format_number(sampler.max_eta()) +
+                                      ", got " + format_number(options.eta));
   }
 }
 

@@ -184,7 +184,7 @@ TEST_F(GenerateCli, NamesEveryBadValueByItsFlag) {
       {{"--batch-count", "0"}, "diffuse: error: --batch-count: 0 must be at least 1"},
       {{"--timestep-spacing", "even"}, "diffuse: error: --timestep-spacing: 'even' is not one of leading, trailing, linspace"},
       {{"--prediction", "x0"}, "diffuse: error: --prediction: 'x0' is not one of epsilon, v_prediction"},
-      {{"--eta", "0.3"}, "diffuse: error: --eta: applies only to samplers ddim, not to 'euler'"},
+      {{"--eta", "0.3"}, "diffuse: error: --eta: applies only to samplers ddim, tcd, not to 'euler'"},
       {{"--precision", "fp16"}, "diffuse: error: --precision: 'fp16' is not fp32 or bf16"},
       {{"--preview", "fast"}, "diffuse: error: --preview: 'fast' is not one of linear, vae, taesd, taesd:PATH"},
       {{"-o", "out.jpg"}, "diffuse: error: --output: 'out.jpg' must end in .png"},

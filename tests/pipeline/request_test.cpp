@@ -44,7 +44,7 @@ TEST(GenerationRequestValidate, NamesEveryBadValueByItsField) {
       {[](auto& r) { r.timestep_spacing = "uniform"; },
        {"timestep_spacing", "timestep_spacing: 'uniform' is not one of leading, trailing, linspace"}},
       {[](auto& r) { r.prediction = "sample"; }, {"prediction", "prediction: 'sample' is not one of epsilon, v_prediction"}},
-      {[](auto& r) { r.eta = 0.5; }, {"eta", "eta: applies only to samplers ddim, not to 'euler'"}},
+      {[](auto& r) { r.eta = 0.5; }, {"eta", "eta: applies only to samplers ddim, tcd, not to 'euler'"}},
       {[](auto& r) { r.sampler = "ddim", r.schedule = "karras"; },
        {"schedule", "schedule: 'karras' is not available for sampler 'ddim'; use 'default'"}},
       {[](auto& r) { r.clip_skip = 0; }, {"clip_skip", "clip_skip: 0 must be at least 1 (1: the last layer)"}},

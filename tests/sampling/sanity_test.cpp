@@ -44,14 +44,15 @@ ModelFn gaussian_optimal_model(const SchedulerConfig& config, double s) {
 // end of the probability-flow ODE, F(x_t) = x_t s / sqrt(a s^2 + 1 - a), through LCM's boundary
 // condition F = c_skip x_t + c_out x0_pred (timestep scaling 10, sigma_data 0.5, as the sampler).
 // Fed the posterior mean instead, LCM keeps discarding the posterior variance and ends ~30% low.
-ModelFn consistency_optimal_model(const SchedulerConfig& config, double s) {
+// TCD's network predicts the endpoint itself (no boundary condition): `lcm_boundary` false.
+ModelFn consistency_optimal_model(const SchedulerConfig& config, double s, bool lcm_boundary = true) {
   const auto log_sigmas = log_of(training_sigmas(alphas_cumprod(config, true)));
-  return [log_sigmas, s, prediction = config.prediction](const at::Tensor& x_t, double t) {
+  return [log_sigmas, s, lcm_boundary, prediction = config.prediction](const at::Tensor& x_t, double t) {
     const double sigma = std::exp(log_sigmas[static_cast<size_t>(t)]);
     const double a = 1 / (1 + sigma * sigma);
     const double scaled_t = t * 10;
-    const double c_skip = 0.25 / (scaled_t * scaled_t + 0.25);
-    const double c_out = scaled_t / std::sqrt(scaled_t * scaled_t + 0.25);
+    const double c_skip = lcm_boundary ? 0.25 / (scaled_t * scaled_t + 0.25) : 0;
+    const double c_out = lcm_boundary ? scaled_t / std::sqrt(scaled_t * scaled_t + 0.25) : 1;
     const double endpoint = s / std::sqrt(a * s * s + 1 - a);
     const double x0_gain = (endpoint - c_skip) / c_out;
     const double eps_gain = (1 - std::sqrt(a) * x0_gain) / std::sqrt(1 - a);
@@ -87,12 +88,17 @@ std::string describe(const Case& c, double s) {
 // off in std at s = 2, which its re-noising then mostly washes out.
 double tolerance_for(const std::string& sampler, double eta) {
   constexpr double statistical = 0.011;
-  if (sampler == "euler_a" || sampler == "dpm2_a" || sampler == "dpm++2s_a" || sampler == "dpm++sde" || eta > 0) {
+  if (sampler == "euler_a" || sampler == "dpm2_a" || sampler == "dpm++2s_a" || sampler == "dpm++sde" ||
+      (eta > 0 && sampler != "tcd")) {
     return statistical + 0.11;
   }
   if (sampler == "euler" || sampler == "ddim") return statistical + 0.065;
   if (sampler == "lms") return statistical + 0.004;
   if (sampler == "lcm") return statistical + 0.007;
+  // tcd at gamma 1 with the ideal endpoint network: diffusers steps to timestep 0's level, not to x0, so
+  // each step keeps sqrt(1 - a_0) = 0.029 of the predicted noise, which correlates with the endpoint
+  // and inflates the next step's spread: 5.9% high at s = 0.5 (with alpha 1 there instead, 0.3%).
+  if (sampler == "tcd") return statistical + (eta > 0 ? 0.055 : 0.065);
   if (sampler == "plms") return statistical + 0.045;
   return statistical + 0.035;  // heun, dpm2, dpm++2m, dpm++2m_sde, dpm++2s, unipc, deis
 }
@@ -108,7 +114,11 @@ double sampled_std(const Case& c, double s, int steps = 50, uint64_t seed = 1234
   options.timestep_spacing = parse_spacing(c.spacing);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   const auto noise = at::randn({4, 4, 64, 64}, generator, at::kFloat);
-  const auto model = c.sampler == "lcm" ? consistency_optimal_model(config, s) : gaussian_optimal_model(config, s);
+  // TCD at gamma 0 is DDIM on LCM's timesteps, for a denoiser; at gamma 1 it re-noises from near x0
+  // like LCM and wants the consistency function (with the posterior mean it would end low, as LCM).
+  const auto model = c.sampler == "lcm"                ? consistency_optimal_model(config, s)
+                     : c.sampler == "tcd" && c.eta > 0 ? consistency_optimal_model(config, s, /*lcm_boundary=*/false)
+                                                       : gaussian_optimal_model(config, s);
   const auto latents = sample(model, config, options, noise, generator);
   return latents.std().item<double>();
 }
@@ -131,6 +141,9 @@ std::vector<Case> all_cases() {
   }
   cases.push_back({"ddim", "default", 1.0});
   cases.push_back({"ddim", "default", 0.5, Prediction::VPrediction});
+  // Between 0 and 1 no network is ideal for TCD's step (from x_t to any s along the trajectory): not tested here.
+  cases.push_back({"tcd", "default", 1.0});
+  cases.push_back({"tcd", "default", 1.0, Prediction::VPrediction});
   return cases;
 }
 
@@ -142,7 +155,8 @@ TEST(SamplerGaussianSanity, EverySamplerRecoversTheDataStd) {
       const double error = std::abs(sampled_std(c, s) / s - 1);
       EXPECT_LT(error, tolerance_for(c.sampler, c.eta));
       worst[c.sampler] = std::max(worst[c.sampler], error);
-      worst[c.sampler + " (" + c.schedule + ")"] = std::max(worst[c.sampler + " (" + c.schedule + ")"], error);
+      const auto kind = c.sampler + " (" + c.schedule + (c.eta > 0 ? ", eta " + std::to_string(c.eta) : "") + ")";
+      worst[kind] = std::max(worst[kind], error);
     }
   }
   for (const auto& [sampler, error] : worst) {

@@ -40,7 +40,7 @@ TEST(SamplerValidate, NamesTheRequiredSamplers) {
   std::vector<std::string> names;
   for (const auto& [name, description] : sampler_names()) names.push_back(name);
   for (const auto* required : {"euler", "euler_a", "ddim", "dpm++2m", "dpm++2m_sde", "lms", "heun", "dpm2", "dpm2_a",
-                               "plms", "dpm++2s", "dpm++2s_a", "dpm++sde", "unipc", "deis", "lcm"}) {
+                               "plms", "dpm++2s", "dpm++2s_a", "dpm++sde", "unipc", "deis", "lcm", "tcd"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), required), names.end()) << required;
   }
 }
@@ -50,7 +50,7 @@ TEST(SamplerValidate, UnknownSamplerListsTheValidOnes) {
   options.sampler = "foo";
   EXPECT_EQ(error_of(options),
             "sampler: 'foo' is not one of euler, euler_a, heun, lms, ddim, dpm++2m, dpm++2m_sde, dpm2, "
-            "dpm2_a, plms, dpm++2s, dpm++2s_a, dpm++sde, unipc, deis, lcm");
+            "dpm2_a, plms, dpm++2s, dpm++2s_a, dpm++sde, unipc, deis, lcm, tcd");
 }
 
 TEST(SamplerOptionNames, ParseAndNameEveryValue) {
@@ -74,14 +74,20 @@ TEST(SamplerValidate, StepsAndEta) {
   options.eta = -0.5;
   EXPECT_NE(error_of(options).find("eta: must be 0 or more"), std::string::npos);
   options.eta = 1;
-  EXPECT_EQ(error_of(options), "eta: applies only to samplers ddim, not to 'euler'");
+  EXPECT_EQ(error_of(options), "eta: applies only to samplers ddim, tcd, not to 'euler'");
   options.sampler = "ddim";
+  EXPECT_EQ(error_of(options), "");
+  options.eta = 1.5;
+  EXPECT_EQ(error_of(options), "");  // DDIM's eta may exceed 1
+  options.sampler = "tcd";
+  EXPECT_EQ(error_of(options), "eta: sampler 'tcd' takes eta from 0 to 1, got 1.5");
+  options.eta = 1;
   EXPECT_EQ(error_of(options), "");
 }
 
 TEST(SamplerValidate, RespacingSchedulesOnlyForSigmaSamplers) {
   for (const auto schedule : {SigmaSchedule::Karras, SigmaSchedule::Exponential, SigmaSchedule::SgmUniform}) {
-    for (const auto* sampler : {"ddim", "plms", "lcm"}) {
+    for (const auto* sampler : {"ddim", "plms", "lcm", "tcd"}) {
       SamplerOptions options;
       options.sampler = sampler;
       options.schedule = schedule;

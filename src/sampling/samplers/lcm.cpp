@@ -30,17 +30,9 @@ class LcmSampler final : public Sampler {
   LatentFrame frame() const override { return LatentFrame::TrainingTimestep; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
-    if (options.steps > kOriginalInferenceSteps) {
-      throw Error("sampler 'lcm' takes at most " + std::to_string(kOriginalInferenceSteps) + " steps, got " +
-                  std::to_string(options.steps));
-    }
-    // The distillation schedule k-1, 2k-1, ..., 999, largest first, sampled at evenly spaced indices.
-    const int skip = config.num_train_timesteps / kOriginalInferenceSteps;
     Schedule schedule;
-    for (int i = 0; i < options.steps; ++i) {
-      const auto index = static_cast<int>(std::floor(static_cast<double>(i) * kOriginalInferenceSteps / options.steps));
-      schedule.timesteps.push_back(static_cast<double>((kOriginalInferenceSteps - index) * skip - 1));
-    }
+    schedule.timesteps =
+        distillation_timesteps(name(), config.num_train_timesteps, kOriginalInferenceSteps, options.steps);
     schedule.init_noise_sigma = 1.0;
     return schedule;
   }
