@@ -229,21 +229,22 @@ std::vector<double> spaced_timesteps(int num_train_timesteps, Spacing spacing, i
   return timesteps;
 }
 
-std::vector<double> distillation_timesteps(const std::string& sampler, int num_train_timesteps, int original_steps,
-                                           int steps) {
+Schedule distillation_schedule(const std::string& sampler, const SchedulerConfig& config, int steps,
+                               int original_steps) {
   if (steps > original_steps) {
     throw Error("sampler '" + sampler + "' takes at most " + std::to_string(original_steps) + " steps, got " +
                 std::to_string(steps));
   }
-  const int skip = num_train_timesteps / original_steps;
+  const int skip = config.num_train_timesteps / original_steps;
   // The indices: np.linspace(0, original_steps, steps, endpoint=False), floored.
   const double step = static_cast<double>(original_steps) / steps;
-  std::vector<double> timesteps;
+  Schedule schedule;
   for (int i = 0; i < steps; ++i) {
     const auto index = static_cast<int>(std::floor(static_cast<double>(i) * step));
-    timesteps.push_back(static_cast<double>((original_steps - index) * skip - 1));
+    schedule.timesteps.push_back(static_cast<double>((original_steps - index) * skip - 1));
   }
-  return timesteps;
+  schedule.init_noise_sigma = 1.0;
+  return schedule;
 }
 
 namespace {

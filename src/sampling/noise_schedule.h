@@ -61,11 +61,12 @@ RespacedSigmas respace_sigmas(SigmaSchedule schedule, double sigma_min, double s
 std::vector<double> spaced_timesteps(int num_train_timesteps, Spacing spacing, int steps_offset,
                                      int steps, bool round_linspace);
 
-// LCMScheduler's and TCDScheduler's timesteps: `steps` of the distillation schedule k-1, 2k-1, ...
-// (k = num_train_timesteps / original_steps), largest first, at evenly spaced indices. Throws
+// LCMScheduler's and TCDScheduler's schedule: `steps` timesteps of the distillation schedule k-1, 2k-1, ...
+// (k = num_train_timesteps / original_steps), largest first, at evenly spaced indices; init_noise_sigma 1.
+// original_steps is diffusers' default, which the released LCM and TCD models were distilled with. Throws
 // diffuse::Error naming `sampler` for more steps than original_steps.
-std::vector<double> distillation_timesteps(const std::string& sampler, int num_train_timesteps, int original_steps,
-                                           int steps);
+Schedule distillation_schedule(const std::string& sampler, const SchedulerConfig& config, int steps,
+                               int original_steps = 50);
 
 // The Euler family (euler, euler_a, lms, heun before its doubling): sigmas interpolated at the
 // spaced timesteps; other schedules respace between those ends, timesteps from sigma_to_t.

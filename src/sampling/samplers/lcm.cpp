@@ -15,7 +15,6 @@ namespace diffuse::sampling {
 namespace {
 
 // diffusers' defaults; SD scheduler configs never change them.
-constexpr int kOriginalInferenceSteps = 50;
 constexpr float kTimestepScaling = 10.0f;
 constexpr float kSigmaDataSquared = 0.25f;  // sigma_data 0.5
 
@@ -30,11 +29,7 @@ class LcmSampler final : public Sampler {
   LatentFrame frame() const override { return LatentFrame::TrainingTimestep; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
-    Schedule schedule;
-    schedule.timesteps =
-        distillation_timesteps(name(), config.num_train_timesteps, kOriginalInferenceSteps, options.steps);
-    schedule.init_noise_sigma = 1.0;
-    return schedule;
+    return distillation_schedule(name(), config, options.steps);
   }
 
   at::Tensor run(const RunContext& context, at::Tensor x) const override {

@@ -16,8 +16,6 @@ namespace diffuse::sampling {
 
 namespace {
 
-constexpr int kOriginalInferenceSteps = 50;  // diffusers' default, which the TCD LoRAs use
-
 class TcdSampler final : public Sampler {
  public:
   std::string name() const override { return "tcd"; }
@@ -31,11 +29,7 @@ class TcdSampler final : public Sampler {
   LatentFrame frame() const override { return LatentFrame::TrainingTimestep; }
 
   Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) const override {
-    Schedule schedule;
-    schedule.timesteps =
-        distillation_timesteps(name(), config.num_train_timesteps, kOriginalInferenceSteps, options.steps);
-    schedule.init_noise_sigma = 1.0;
-    return schedule;
+    return distillation_schedule(name(), config, options.steps);
   }
 
   at::Tensor run(const RunContext& context, at::Tensor x) const override {
