@@ -3,9 +3,16 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "models/kernel_options.h"
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+  try {
+    diffuse::models::limit_libraries_to_cpu_class();
+  } catch (const diffuse::Error& e) {
+    std::fprintf(stderr, "diffuse: error: %s\n", e.what());
+    return 1;
+  }
   CLI::App app{"diffuse: Stable Diffusion text-to-image on your own machine"};
   app.require_subcommand(1);
   diffuse::cli::add_generate_command(app);

@@ -1,5 +1,6 @@
 #include "models/conv.h"
 
+#include "models/kernel_options.h"
 #include "models/parameter_init.h"
 #include "util/error.h"
 
@@ -93,6 +94,7 @@ bool Conv2dImpl::pack_for_inference() {
   const auto dtype = weight.scalar_type();
   const auto padding = padding_of(options);
   if (!at::hasMKLDNN() || !weight.device().is_cpu() || (dtype != at::kFloat && dtype != at::kBFloat16) ||
+      (dtype == at::kBFloat16 && !bf16_supported()) ||
       padding.empty() || !c10::get_if<torch::enumtype::kZeros>(&options.padding_mode())) {
     return false;
   }
@@ -104,7 +106,7 @@ bool Conv2dImpl::pack_for_inference() {
     // oneDNN's bf16 kernels need AVX-512 and say so only when run: try one before letting go of the weight.
     const int64_t side = 2 * options.kernel_size()->at(0);
     packed_forward(at::zeros({1, weight.size(1) * options.groups(), side, side}, weight.options()));
-  } catch (const c10::Error&) {
+  } catch (const std::exception&) {  // c10::Error, or oneDNN's own error where its ISA is limited
     packed_weight_ = at::Tensor();
     return false;
   }

@@ -8,12 +8,20 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/avx512_math.h"
+#include "models/fused_ops.h"
+#include "models/kernel_options.h"
+#include "models/simd_avx512.h"
 #include "util/error.h"
+
+#ifdef DIFFUSE_X86_KERNELS
+DIFFUSE_TARGET_BEGIN(DIFFUSE_AVX512_TARGET)
+#include "models/simd_math.h"
+DIFFUSE_TARGET_END
+#endif
 
 namespace diffuse::models {
 
-#ifdef DIFFUSE_AVX512_KERNELS
+#ifdef DIFFUSE_X86_KERNELS
 namespace {
 
 using namespace avx512;
@@ -132,7 +140,7 @@ DIFFUSE_KERNEL float softmax_row(const float* scores, int64_t keys, float top, f
   __m512 sum = _mm512_setzero_ps();
   for (int64_t i = 0; i < keys; i += 16) {
     const __mmask16 lanes = first_lanes(keys - i);
-    __m512 e = exp2_ps(_mm512_fmadd_ps(_mm512_loadu_ps(scores + i), scale, shift));
+    __m512 e = simd::exp2<Avx512>(_mm512_fmadd_ps(_mm512_loadu_ps(scores + i), scale, shift));
     if (lanes != kAllLanes) e = _mm512_maskz_mov_ps(lanes, e);
     sum = _mm512_add_ps(sum, e);
     P::store(probabilities + i, e, kAllLanes);
@@ -291,8 +299,9 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 }  // namespace
 
 bool fused_attention_supported(at::ScalarType dtype) {
-  if (dtype == at::kBFloat16) return avx512_bf16_supported();
-  return dtype == at::kFloat && avx512_supported();
+  const CpuClass cpu = kernel_options().cpu;
+  if (dtype == at::kBFloat16) return cpu >= CpuClass::Avx512Bf16;
+  return dtype == at::kFloat && cpu >= CpuClass::Avx512;
 }
 
 at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, int64_t heads) {
@@ -315,7 +324,7 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k_in, const
   return dtype == at::kBFloat16 ? attend<Bf16>(q, k, v, heads) : attend<Fp32>(q, k, v, heads);
 }
 
-#else  // no x86-64 AVX-512 kernel in this build
+#else  // not an x86-64 build
 
 bool fused_attention_supported(at::ScalarType) { return false; }
 

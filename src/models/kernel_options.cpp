@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "util/error.h"
+
 namespace diffuse::models {
 
 namespace {
@@ -17,7 +19,49 @@ KernelOptions& current() {
   return options;
 }
 
+constexpr CpuClass kClasses[] = {CpuClass::Generic, CpuClass::Avx2, CpuClass::Avx512, CpuClass::Avx512Bf16};
+
+// The class DIFFUSE_CPU asks for, capped at the CPU's own; the CPU's own when it is unset.
+CpuClass requested_cpu_class() {
+  const CpuClass detected = detected_cpu_class();
+  const char* choice = std::getenv("DIFFUSE_CPU");
+  if (choice == nullptr || *choice == '\0') return detected;
+  for (const CpuClass c : kClasses) {
+    if (cpu_class_name(c) != choice) continue;
+    if (c > detected)
+      throw Error("DIFFUSE_CPU=" + std::string(choice) + " is above this CPU's class (" + cpu_class_name(detected) +
+                  "): it can only lower the class");
+    return c;
+  }
+  throw Error("DIFFUSE_CPU=" + std::string(choice) + " is not generic, avx2, avx512 or avx512_bf16");
+}
+
 }  // namespace
+
+std::string cpu_class_name(CpuClass cpu) {
+  switch (cpu) {
+    case CpuClass::Generic: return "generic";
+    case CpuClass::Avx2: return "avx2";
+    case CpuClass::Avx512: return "avx512";
+    case CpuClass::Avx512Bf16: return "avx512_bf16";
+  }
+  return "generic";
+}
+
+CpuClass detected_cpu_class() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const CpuClass detected = [] {
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return CpuClass::Generic;
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq"))
+      return CpuClass::Avx2;
+    return __builtin_cpu_supports("avx512bf16") ? CpuClass::Avx512Bf16 : CpuClass::Avx512;
+  }();
+  return detected;
+#else
+  return CpuClass::Generic;
+#endif
+}
 
 KernelOptions KernelOptions::from_environment() {
   KernelOptions options;
@@ -26,10 +70,20 @@ KernelOptions KernelOptions::from_environment() {
   options.fused_norms = !environment_says("DIFFUSE_FUSED", "off");
   options.packed_convolutions = !environment_says("DIFFUSE_CONV", "plain");
   options.packed_linear_layers = !environment_says("DIFFUSE_LINEAR", "plain");
+  options.cpu = requested_cpu_class();
   return options;
 }
 
 const KernelOptions& kernel_options() { return current(); }
 void set_kernel_options(const KernelOptions& options) { current() = options; }
+
+bool bf16_supported() { return kernel_options().cpu >= CpuClass::Avx512; }
+
+void limit_libraries_to_cpu_class() {
+  const CpuClass cpu = requested_cpu_class();
+  if (cpu == detected_cpu_class() || cpu == CpuClass::Generic) return;
+  setenv("ATEN_CPU_CAPABILITY", cpu == CpuClass::Avx2 ? "avx2" : "avx512", 0);
+  setenv("ONEDNN_MAX_CPU_ISA", cpu == CpuClass::Avx2 ? "AVX2" : cpu == CpuClass::Avx512 ? "AVX512_CORE" : "ALL", 0);
+}
 
 }  // namespace diffuse::models

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <string>
 
+#include "models/kernel_options.h"
 #include "models/parameter_init.h"
 #include "util/error.h"
 
@@ -133,6 +134,7 @@ bool LinearImpl::pack_for_inference() {
   if (packed()) return true;
   const auto dtype = weight.scalar_type();
   if (!weight.device().is_cpu() || (dtype != at::kFloat && dtype != at::kBFloat16)) return false;
+  if (dtype == at::kBFloat16 && !bf16_supported()) return false;
   torch::NoGradGuard no_grad;
   auto packing = std::make_shared<PackedMatmul>();
   packing->in_features = options.in_features();

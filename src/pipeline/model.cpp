@@ -130,14 +130,7 @@ models::ClipTextModel build_text_encoder(const io::ComponentWeights& weights, co
 }  // namespace
 
 at::ScalarType default_dtype() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    const bool native_bf16 = line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
-    return native_bf16 ? at::kBFloat16 : at::kFloat;
-  }
-  return at::kFloat;
+  return models::kernel_options().cpu >= models::CpuClass::Avx512Bf16 ? at::kBFloat16 : at::kFloat;
 }
 
 at::ScalarType dtype_from_name(const std::string& name) {
@@ -156,6 +149,10 @@ std::string model_name_for(const fs::path& path) {
 StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const LoadOptions& options) {
   if (options.dtype != at::kFloat && options.dtype != at::kBFloat16) {
     throw InvalidParameter("precision", "only fp32 and bf16 are supported");
+  }
+  if (options.dtype == at::kBFloat16 && !models::bf16_supported()) {
+    throw InvalidParameter("precision", "bf16 needs a CPU with AVX-512 (this one's class is " +
+                                            models::cpu_class_name(models::kernel_options().cpu) + "): use fp32");
   }
   if (options.taesd_as_vae && !options.taesd) throw InvalidParameter("vae", "TAESD in place of the VAE needs its path");
   PhaseTimer loading(options.progress, Phase::Load, 3);

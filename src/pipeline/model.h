@@ -49,7 +49,8 @@ struct LoadOptions {
   ProgressCallback progress;
 };
 
-// at::kBFloat16 where the CPU multiplies bf16 natively (AVX512_BF16 / AMX), else at::kFloat.
+// at::kBFloat16 where the CPU class multiplies bf16 natively (AVX512_BF16 / AMX), else at::kFloat;
+// DIFFUSE_CPU lowers the class (models/kernel_options.h).
 at::ScalarType default_dtype();
 // "fp32" or "bf16" -> the type; throws diffuse::InvalidParameter naming `precision` otherwise.
 at::ScalarType dtype_from_name(const std::string& name);

@@ -6,6 +6,7 @@
 
 #include "models/attention.h"
 #include "models/fused_attention.h"
+#include "models/kernel_options.h"
 #include "util/error.h"
 
 namespace diffuse::models {
@@ -29,7 +30,10 @@ class FusedAttention : public ::testing::TestWithParam<std::tuple<at::ScalarType
 
 TEST_P(FusedAttention, MatchesTheReference) {
   const auto [dtype, c] = GetParam();
-  if (!fused_attention_supported(dtype)) GTEST_SKIP() << "no fused " << c10::toString(dtype) << " kernel on this CPU";
+  if (!fused_attention_supported(dtype))
+    GTEST_SKIP() << "fused " << c10::toString(dtype) << " attention needs CPU class "
+                 << (dtype == at::kBFloat16 ? "avx512_bf16" : "avx512") << "; this run's is "
+                 << cpu_class_name(kernel_options().cpu);
   torch::NoGradGuard no_grad;
   torch::manual_seed(7);
   const auto width = c.heads * c.head_dim;
@@ -93,6 +97,7 @@ TEST(ScaledDotProductAttention, AgreesAcrossPrecisions) {
   const auto fp32 = scaled_dot_product_attention(q, k, v, 4);
   EXPECT_EQ(fp32.scalar_type(), at::kFloat);
   EXPECT_LE((fp32.to(at::kDouble) - expected).abs().max().item<double>(), 1e-5);
+  if (!bf16_supported()) return;  // refused below CPU class avx512 (models/kernel_options.h)
   const auto bf16 = scaled_dot_product_attention(q.to(at::kBFloat16), k.to(at::kBFloat16), v.to(at::kBFloat16), 4);
   EXPECT_EQ(bf16.scalar_type(), at::kBFloat16);
   EXPECT_LE((bf16.to(at::kDouble) - expected).abs().max().item<double>(), 3e-2);

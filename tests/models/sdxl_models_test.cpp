@@ -8,6 +8,7 @@
 
 #include "io/model_files.h"
 #include "models/clip_text_encoder.h"
+#include "models/kernel_options.h"
 #include "models/unet.h"
 #include "models/vae.h"
 #include "models/weights.h"
@@ -237,6 +238,7 @@ TEST_F(Sdxl, UNetEvaluationWithAddedConditioning) {
 // bf16 weights and activations, with the added conditioning in float32 as the text encoders give it:
 // cast like the timestep embedding, so the whole step stays bf16. Tolerance: bf16's 8-bit mantissa.
 TEST_F(Sdxl, UNetBf16WithFloatConditioning) {
+  if (!bf16_supported()) GTEST_SKIP() << "bf16 is refused below CPU class avx512 (models/kernel_options.h)";
   UNet2DConditionModel unet(nullptr);
   {
     DefaultDtype bf16(at::kBFloat16);

@@ -4,8 +4,10 @@
 
 #include <cmath>
 
+#include "models/kernel_options.h"
 #include "pipeline/generation.h"
 #include "support/fixtures.h"
+#include "util/error.h"
 
 namespace diffuse::pipeline {
 namespace {
@@ -18,6 +20,7 @@ double psnr_8bit(const at::Tensor& a, const at::Tensor& b) {
 class Bf16Generation : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Bf16Generation, DrawsTheFp32ImageFromTheSameSeed) {
+  if (!models::bf16_supported()) GTEST_SKIP() << "bf16 is refused below CPU class avx512 (Bf16Refusal)";
   std::map<at::ScalarType, at::Tensor> images;
   for (const auto dtype : {at::kFloat, at::kBFloat16}) {
     LoadOptions load;
@@ -38,6 +41,28 @@ TEST_P(Bf16Generation, DrawsTheFp32ImageFromTheSameSeed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Bf16Generation, ::testing::Values("tiny-sd1", "tiny-sd2v", "tiny-sdxl"));
+
+// Below AVX-512, libtorch has no bf16 kernels worth the name: asked for bf16 there, loading says so by
+// name instead of running slower than fp32; the default is fp32 there.
+TEST(Bf16Refusal, BelowAvx512Bf16IsNamedAndTheDefaultIsFp32) {
+  const auto saved = models::kernel_options();
+  if (saved.cpu < models::CpuClass::Avx2) GTEST_SKIP() << "needs CPU class avx2 to lower it to";
+  auto lowered = saved;
+  lowered.cpu = models::CpuClass::Avx2;
+  models::set_kernel_options(lowered);
+  LoadOptions load;
+  load.dtype = at::kBFloat16;
+  std::string message;
+  try {
+    StableDiffusionModel::load(test::fixtures_dir() / "tiny-sd1/diffusers", load);
+  } catch (const InvalidParameter& e) {
+    message = e.what();
+  }
+  const auto dtype = default_dtype();
+  models::set_kernel_options(saved);
+  EXPECT_EQ(message, "precision: bf16 needs a CPU with AVX-512 (this one's class is avx2): use fp32");
+  EXPECT_EQ(dtype, at::kFloat);
+}
 
 }  // namespace
 }  // namespace diffuse::pipeline
