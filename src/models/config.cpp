@@ -1,10 +1,11 @@
 #include "models/config.h"
 
 #include <algorithm>
-#include <climits>
 #include <set>
+#include <variant>
 
 #include "util/error.h"
+#include "util/json_field.h"
 
 namespace diffuse::models {
 
@@ -12,82 +13,121 @@ namespace {
 
 using nlohmann::json;
 
-// A field of the wrong type is an error naming the field: nlohmann's own type errors name neither field
-// nor file, and its conversion of a float beyond int's range to int is undefined behaviour.
-[[noreturn]] void wrong_type(const char* key, const char* wanted, const json& value) {
-  std::string shown = value.dump();
-  if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
-  throw Error("config: '" + std::string(key) + "' must be " + wanted + ", got " + shown);
-}
-
+// Every field is read through util's typed reader; its error gains the component's name.
 template <typename T>
-T field_as(const json& value, const char* key);
-
-template <>
-int field_as<int>(const json& value, const char* key) {
-  if (value.is_number_unsigned()) {
-    if (value.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX)) return value.get<int>();
-  } else if (value.is_number_integer()) {
-    const int64_t v = value.get<int64_t>();
-    if (v >= INT_MIN && v <= INT_MAX) return static_cast<int>(v);
-  } else if (value.is_number_float()) {
-    const double v = value.get<double>();
-    if (v > INT_MIN - 1.0 && v < INT_MAX + 1.0) return static_cast<int>(v);  // false for NaN
+T value_or(const json& config, const char* key, T fallback, const char* component = "original config") {
+  try {
+    return json_field_or<T>(config, key, std::move(fallback));
+  } catch (const InvalidParameter& e) {
+    throw Error(std::string(component) + ": " + e.what());
   }
-  wrong_type(key, "an integer in int's range", value);
-}
-
-template <>
-double field_as<double>(const json& value, const char* key) {
-  if (!value.is_number()) wrong_type(key, "a number", value);
-  return value.get<double>();
-}
-
-template <>
-bool field_as<bool>(const json& value, const char* key) {
-  if (!value.is_boolean()) wrong_type(key, "true or false", value);
-  return value.get<bool>();
-}
-
-template <>
-std::string field_as<std::string>(const json& value, const char* key) {
-  if (!value.is_string()) wrong_type(key, "a string", value);
-  return value.get<std::string>();
-}
-
-template <>
-std::vector<int> field_as<std::vector<int>>(const json& value, const char* key) {
-  if (!value.is_array()) wrong_type(key, "a list of integers", value);
-  std::vector<int> list;
-  for (const auto& item : value) list.push_back(field_as<int>(item, key));
-  return list;
-}
-
-template <>
-std::vector<std::string> field_as<std::vector<std::string>>(const json& value, const char* key) {
-  if (!value.is_array()) wrong_type(key, "a list of strings", value);
-  std::vector<std::string> list;
-  for (const auto& item : value) list.push_back(field_as<std::string>(item, key));
-  return list;
-}
-
-template <typename T>
-T value_or(const json& config, const char* key, T fallback) {
-  if (!config.is_object() || !config.contains(key) || config.at(key).is_null()) return fallback;
-  return field_as<T>(config.at(key), key);
 }
 
 // diffusers lets several fields be one number for every level or a list per level.
-std::vector<int> per_level(const json& config, const char* key, size_t levels, std::vector<int> fallback) {
-  if (!config.is_object() || !config.contains(key) || config.at(key).is_null()) return fallback;
+std::vector<int> per_level(const json& config, const char* key, size_t levels, std::vector<int> fallback,
+                           const char* component) {
+  if (!json_has(config, key)) return fallback;
   const auto& value = config.at(key);
-  if (value.is_number()) return std::vector<int>(levels, field_as<int>(value, key));
-  auto list = field_as<std::vector<int>>(value, key);
+  if (value.is_number()) return std::vector<int>(levels, value_or<int>(config, key, 0, component));
+  auto list = value_or<std::vector<int>>(config, key, {}, component);
   if (list.size() != levels) {
-    throw Error("config: '" + std::string(key) + "' has " + std::to_string(list.size()) +
-                " entries for " + std::to_string(levels) + " levels");
+    throw Error(std::string(component) + ": '" + key + "' has " + std::to_string(list.size()) + " entries for " +
+                std::to_string(levels) + " levels");
   }
   return list;
+}
+
+// The plain fields of a config: its key in the config.json diffusers or transformers writes, and the
+// member it fills. Reading, writing and the defaults (the members' initialisers) all come from these
+// tables; fields whose JSON form differs from the member (block types, legacy head counts, optional
+// extras) are handled beside them.
+template <typename Config>
+struct Field {
+  const char* key;
+  std::variant<int Config::*, double Config::*, bool Config::*, std::string Config::*, std::vector<int> Config::*>
+      member;
+};
+
+template <typename Config>
+void read_fields(const json& config, const std::vector<Field<Config>>& fields, const char* component, Config& c) {
+  for (const auto& field : fields) {
+    std::visit(
+        [&](auto member) {
+          using T = std::decay_t<decltype(c.*member)>;
+          c.*member = value_or<T>(config, field.key, c.*member, component);
+        },
+        field.member);
+  }
+}
+
+template <typename Config>
+void write_fields(const Config& c, const std::vector<Field<Config>>& fields, json& config) {
+  for (const auto& field : fields) std::visit([&](auto member) { config[field.key] = c.*member; }, field.member);
+}
+
+const std::vector<Field<TextEncoderConfig>>& text_encoder_fields() {
+  using C = TextEncoderConfig;
+  static const std::vector<Field<C>> fields = {
+      {"vocab_size", &C::vocab_size},
+      {"hidden_size", &C::hidden_size},
+      {"intermediate_size", &C::intermediate_size},
+      {"num_hidden_layers", &C::num_layers},
+      {"num_attention_heads", &C::num_heads},
+      {"max_position_embeddings", &C::max_positions},
+      {"hidden_act", &C::hidden_act},
+      {"layer_norm_eps", &C::layer_norm_eps},
+      {"bos_token_id", &C::bos_token_id},
+      {"eos_token_id", &C::eos_token_id},
+      {"pad_token_id", &C::pad_token_id},
+  };
+  return fields;
+}
+
+const std::vector<Field<UNetConfig>>& unet_fields() {
+  using C = UNetConfig;
+  static const std::vector<Field<C>> fields = {
+      {"in_channels", &C::in_channels},
+      {"out_channels", &C::out_channels},
+      {"block_out_channels", &C::block_out_channels},
+      {"layers_per_block", &C::layers_per_block},
+      {"cross_attention_dim", &C::cross_attention_dim},
+      {"use_linear_projection", &C::use_linear_projection},
+      {"norm_num_groups", &C::norm_num_groups},
+      {"norm_eps", &C::norm_eps},
+      {"flip_sin_to_cos", &C::flip_sin_to_cos},
+      {"freq_shift", &C::freq_shift},
+      {"sample_size", &C::sample_size},
+  };
+  return fields;
+}
+
+const std::vector<Field<VaeConfig>>& vae_fields() {
+  using C = VaeConfig;
+  static const std::vector<Field<C>> fields = {
+      {"in_channels", &C::in_channels},
+      {"out_channels", &C::out_channels},
+      {"latent_channels", &C::latent_channels},
+      {"block_out_channels", &C::block_out_channels},
+      {"layers_per_block", &C::layers_per_block},
+      {"norm_num_groups", &C::norm_num_groups},
+      {"scaling_factor", &C::scaling_factor},
+      {"sample_size", &C::sample_size},
+  };
+  return fields;
+}
+
+const std::vector<Field<TinyAutoencoderConfig>>& tiny_autoencoder_fields() {
+  using C = TinyAutoencoderConfig;
+  static const std::vector<Field<C>> fields = {
+      {"in_channels", &C::in_channels},
+      {"out_channels", &C::out_channels},
+      {"latent_channels", &C::latent_channels},
+      {"num_encoder_blocks", &C::num_encoder_blocks},
+      {"num_decoder_blocks", &C::num_decoder_blocks},
+      {"upsampling_scaling_factor", &C::upsampling_scaling_factor},
+      {"scaling_factor", &C::scaling_factor},
+  };
+  return fields;
 }
 
 const at::Tensor& require(const TensorMap& weights, const std::string& name, const char* component) {
@@ -126,6 +166,13 @@ const json& original_params(const json& original, const char* stage) {
   const auto& params = model.contains("params") ? model.at("params") : model;
   if (!params.contains(stage)) return empty;
   return params.at(stage);
+}
+
+// What a stage's "facts" say: our own addition to an LDM config, for what neither the shapes nor LDM's
+// parameters tell (pipeline/convert.cpp writes it).
+json stage_facts(const json& original, const char* stage) {
+  const auto& config = original_params(original, stage);
+  return config.contains("facts") ? config.at("facts") : json::object();
 }
 
 // The UNet's original parameters: LDM's unet_config or sgm's (SDXL's) network_config.
@@ -167,22 +214,15 @@ json text_encoder_stage(const json& original, bool projection) {
 }  // namespace
 
 TextEncoderConfig TextEncoderConfig::from_json(const json& config) {
+  constexpr const char* kComponent = "text encoder config";
   TextEncoderConfig c;
-  c.vocab_size = value_or(config, "vocab_size", c.vocab_size);
-  c.hidden_size = value_or(config, "hidden_size", c.hidden_size);
-  c.intermediate_size = value_or(config, "intermediate_size", c.intermediate_size);
-  c.num_layers = value_or(config, "num_hidden_layers", c.num_layers);
-  c.num_heads = value_or(config, "num_attention_heads", c.num_heads);
-  c.max_positions = value_or(config, "max_position_embeddings", c.max_positions);
-  c.hidden_act = value_or(config, "hidden_act", c.hidden_act);
-  c.layer_norm_eps = value_or(config, "layer_norm_eps", c.layer_norm_eps);
-  c.eos_token_id = value_or(config, "eos_token_id", c.eos_token_id);
+  read_fields(config, text_encoder_fields(), kComponent, c);
   // CLIPTextModel configs carry a projection_dim too (the CLIP model's), which they do not use.
-  const auto architectures = value_or(config, "architectures", std::vector<std::string>{});
+  const auto architectures = value_or(config, "architectures", std::vector<std::string>{}, kComponent);
   const bool with_projection = std::find(architectures.begin(), architectures.end(),
                                          "CLIPTextModelWithProjection") != architectures.end();
   if (with_projection) {
-    c.projection_dim = value_or(config, "projection_dim", 0);
+    c.projection_dim = value_or(config, "projection_dim", 0, kComponent);
     if (c.projection_dim <= 0) {
       throw Error("text encoder config: CLIPTextModelWithProjection without a positive projection_dim");
     }
@@ -223,8 +263,11 @@ TextEncoderConfig TextEncoderConfig::infer(const TensorMap& weights, const json&
   c.num_heads = value_or(facts, "num_attention_heads", value_or(facts, "heads", c.hidden_size / 64));
   c.hidden_act = value_or(facts, "hidden_act",
                           value_or(facts, "act", std::string(open_clip ? "gelu" : "quick_gelu")));
-  // Both original encoders pool at the highest id (ids.argmax(-1)): transformers' legacy eos id 2.
-  c.eos_token_id = 2;
+  // Both original encoders pool at the highest id (ids.argmax(-1)): transformers' legacy eos id 2,
+  // unless a config beside the file (one `diffuse convert` wrote) says the vocabulary's own ids.
+  c.eos_token_id = value_or(facts, "eos_token_id", 2);
+  c.bos_token_id = value_or(facts, "bos_token_id", c.bos_token_id);
+  c.pad_token_id = value_or(facts, "pad_token_id", c.pad_token_id);
   if (c.num_heads <= 0 || c.hidden_size % c.num_heads != 0) {
     throw Error("text encoder: cannot tell the attention heads of a hidden size " +
                 std::to_string(c.hidden_size) + " encoder; give an original config beside the file");
@@ -233,14 +276,13 @@ TextEncoderConfig TextEncoderConfig::infer(const TensorMap& weights, const json&
 }
 
 UNetConfig UNetConfig::from_json(const json& config) {
+  constexpr const char* kComponent = "unet config";
   UNetConfig c;
-  c.in_channels = value_or(config, "in_channels", c.in_channels);
-  c.out_channels = value_or(config, "out_channels", c.out_channels);
-  c.block_out_channels = value_or(config, "block_out_channels", c.block_out_channels);
+  read_fields(config, unet_fields(), kComponent, c);
   if (c.block_out_channels.empty()) throw Error("unet config: block_out_channels is empty");
   const size_t levels = c.block_out_channels.size();
   const auto down_types =
-      value_or(config, "down_block_types", std::vector<std::string>(levels, "CrossAttnDownBlock2D"));
+      value_or(config, "down_block_types", std::vector<std::string>(levels, "CrossAttnDownBlock2D"), kComponent);
   if (down_types.size() != levels) throw Error("unet config: down_block_types and block_out_channels differ in length");
   c.cross_attention.clear();
   for (const auto& type : down_types) {
@@ -249,7 +291,7 @@ UNetConfig UNetConfig::from_json(const json& config) {
     }
     c.cross_attention.push_back(type == "CrossAttnDownBlock2D");
   }
-  const auto up_types = value_or(config, "up_block_types", std::vector<std::string>{});
+  const auto up_types = value_or(config, "up_block_types", std::vector<std::string>{}, kComponent);
   for (size_t i = 0; i < up_types.size() && i < levels; ++i) {
     if (up_types[i] != (c.cross_attention[levels - 1 - i] ? "CrossAttnUpBlock2D" : "UpBlock2D")) {
       throw Error("unet config: up_block_types do not mirror down_block_types");
@@ -260,30 +302,24 @@ UNetConfig UNetConfig::from_json(const json& config) {
   const char* heads_key =
       config.contains("num_attention_heads") && !config.at("num_attention_heads").is_null() ? "num_attention_heads"
                                                                                              : "attention_head_dim";
-  c.num_heads = per_level(config, heads_key, levels, std::vector<int>(levels, 8));
-  c.transformer_layers = per_level(config, "transformer_layers_per_block", levels, std::vector<int>(levels, 1));
-  c.layers_per_block = value_or(config, "layers_per_block", c.layers_per_block);
-  c.cross_attention_dim = value_or(config, "cross_attention_dim", c.cross_attention_dim);
-  c.use_linear_projection = value_or(config, "use_linear_projection", c.use_linear_projection);
-  c.norm_num_groups = value_or(config, "norm_num_groups", c.norm_num_groups);
-  c.norm_eps = value_or(config, "norm_eps", c.norm_eps);
-  c.flip_sin_to_cos = value_or(config, "flip_sin_to_cos", c.flip_sin_to_cos);
-  c.freq_shift = value_or(config, "freq_shift", c.freq_shift);
-  c.sample_size = value_or(config, "sample_size", c.sample_size);
-  c.addition_embed_type = value_or(config, "addition_embed_type", std::string());
+  c.num_heads = per_level(config, heads_key, levels, std::vector<int>(levels, 8), kComponent);
+  c.transformer_layers =
+      per_level(config, "transformer_layers_per_block", levels, std::vector<int>(levels, 1), kComponent);
+  c.addition_embed_type = value_or(config, "addition_embed_type", std::string(), kComponent);
   if (!c.addition_embed_type.empty() && !c.text_time()) {
     throw Error("unet config: addition_embed_type '" + c.addition_embed_type + "' is not supported yet");
   }
   if (c.text_time()) {
-    c.addition_time_embed_dim = value_or(config, "addition_time_embed_dim", 0);
-    c.projection_class_embeddings_input_dim = value_or(config, "projection_class_embeddings_input_dim", 0);
+    c.addition_time_embed_dim = value_or(config, "addition_time_embed_dim", 0, kComponent);
+    c.projection_class_embeddings_input_dim =
+        value_or(config, "projection_class_embeddings_input_dim", 0, kComponent);
     if (c.addition_time_embed_dim <= 0 || c.addition_time_embed_dim % 2 != 0 ||
         c.projection_class_embeddings_input_dim <= 0) {
       throw Error("unet config: addition_embed_type 'text_time' needs an even positive addition_time_embed_dim and "
                   "a positive projection_class_embeddings_input_dim");
     }
   }
-  c.time_cond_proj_dim = value_or(config, "time_cond_proj_dim", 0);
+  c.time_cond_proj_dim = value_or(config, "time_cond_proj_dim", 0, kComponent);
   if (c.time_cond_proj_dim < 0 || c.time_cond_proj_dim % 2 != 0) {
     throw Error("unet config: time_cond_proj_dim " + std::to_string(c.time_cond_proj_dim) +
                 " must be an even number (sin and cos halves of the guidance embedding)");
@@ -329,8 +365,10 @@ UNetConfig UNetConfig::infer(const TensorMap& weights, const json& original_conf
   if (levels > 0 && !c.cross_attention.back() && has_prefix(weights, "mid_block.attentions.0.transformer_blocks.")) {
     c.transformer_layers.back() = count_indexed(weights, "mid_block.attentions.0.transformer_blocks.");
   }
-  c.norm_num_groups = 32;
   const json params = unet_params(original_config);
+  // LDM's UNet always normalises in 32 groups; a model of narrower channels says its own in the
+  // "facts" `diffuse convert` writes beside the file.
+  c.norm_num_groups = value_or(stage_facts(original_config, "unet_config"), "norm_num_groups", 32);
   // SDXL: add_embedding (sgm's label_emb) takes the pooled text embedding and the size embeddings.
   auto add_embedding = weights.find("add_embedding.linear_1.weight");
   if (add_embedding != weights.end()) {
@@ -370,19 +408,12 @@ UNetConfig UNetConfig::infer(const TensorMap& weights, const json& original_conf
 
 VaeConfig VaeConfig::from_json(const json& config) {
   VaeConfig c;
-  c.in_channels = value_or(config, "in_channels", c.in_channels);
-  c.out_channels = value_or(config, "out_channels", c.out_channels);
-  c.latent_channels = value_or(config, "latent_channels", c.latent_channels);
-  c.block_out_channels = value_or(config, "block_out_channels", c.block_out_channels);
+  read_fields(config, vae_fields(), "vae config", c);
   // downscale_factor() is 2^(levels - 1): an int.
   if (c.block_out_channels.empty() || c.block_out_channels.size() > 30) {
     throw Error("vae config: block_out_channels has " + std::to_string(c.block_out_channels.size()) +
                 " entries (1 to 30 levels)");
   }
-  c.layers_per_block = value_or(config, "layers_per_block", c.layers_per_block);
-  c.norm_num_groups = value_or(config, "norm_num_groups", c.norm_num_groups);
-  c.scaling_factor = value_or(config, "scaling_factor", c.scaling_factor);
-  c.sample_size = value_or(config, "sample_size", c.sample_size);
   return c;
 }
 
@@ -407,6 +438,7 @@ VaeConfig VaeConfig::infer(const TensorMap& weights, const json& original_config
   const json dd = first.contains("params") && first.at("params").contains("ddconfig") ? first.at("params").at("ddconfig")
                                                                                       : json::object();
   c.sample_size = value_or(dd, "resolution", c.sample_size);
+  c.norm_num_groups = value_or(stage_facts(original_config, "first_stage_config"), "norm_num_groups", 32);
   return c;
 }
 
@@ -414,18 +446,8 @@ json TextEncoderConfig::to_json() const {
   json config = {
       {"architectures", json::array({projection_dim > 0 ? "CLIPTextModelWithProjection" : "CLIPTextModel"})},
       {"model_type", "clip_text_model"},
-      {"vocab_size", vocab_size},
-      {"hidden_size", hidden_size},
-      {"intermediate_size", intermediate_size},
-      {"num_hidden_layers", num_layers},
-      {"num_attention_heads", num_heads},
-      {"max_position_embeddings", max_positions},
-      {"hidden_act", hidden_act},
-      {"layer_norm_eps", layer_norm_eps},
-      {"eos_token_id", eos_token_id},
-      {"bos_token_id", 0},
-      {"pad_token_id", 1},
   };
+  write_fields(*this, text_encoder_fields(), config);
   if (projection_dim > 0) config["projection_dim"] = projection_dim;
   return config;
 }
@@ -438,9 +460,6 @@ json UNetConfig::to_json() const {
   }
   json config = {
       {"_class_name", "UNet2DConditionModel"},
-      {"in_channels", in_channels},
-      {"out_channels", out_channels},
-      {"block_out_channels", block_out_channels},
       {"down_block_types", down},
       {"up_block_types", up},
       {"mid_block_type", "UNetMidBlock2DCrossAttn"},
@@ -449,17 +468,10 @@ json UNetConfig::to_json() const {
       {"attention_head_dim", num_heads},
       {"num_attention_heads", nullptr},
       {"transformer_layers_per_block", transformer_layers},
-      {"layers_per_block", layers_per_block},
-      {"cross_attention_dim", cross_attention_dim},
-      {"use_linear_projection", use_linear_projection},
-      {"norm_num_groups", norm_num_groups},
-      {"norm_eps", norm_eps},
-      {"flip_sin_to_cos", flip_sin_to_cos},
-      {"freq_shift", freq_shift},
-      {"sample_size", sample_size},
       {"act_fn", "silu"},
       {"addition_embed_type", nullptr},
   };
+  write_fields(*this, unet_fields(), config);
   if (text_time()) {
     config["addition_embed_type"] = addition_embed_type;
     config["addition_time_embed_dim"] = addition_time_embed_dim;
@@ -470,22 +482,25 @@ json UNetConfig::to_json() const {
 }
 
 json VaeConfig::to_json() const {
-  std::vector<std::string> down(block_out_channels.size(), "DownEncoderBlock2D");
-  std::vector<std::string> up(block_out_channels.size(), "UpDecoderBlock2D");
-  return {
+  json config = {
       {"_class_name", "AutoencoderKL"},
-      {"in_channels", in_channels},
-      {"out_channels", out_channels},
-      {"latent_channels", latent_channels},
-      {"block_out_channels", block_out_channels},
-      {"down_block_types", down},
-      {"up_block_types", up},
-      {"layers_per_block", layers_per_block},
-      {"norm_num_groups", norm_num_groups},
-      {"scaling_factor", scaling_factor},
-      {"sample_size", sample_size},
+      {"down_block_types", std::vector<std::string>(block_out_channels.size(), "DownEncoderBlock2D")},
+      {"up_block_types", std::vector<std::string>(block_out_channels.size(), "UpDecoderBlock2D")},
       {"act_fn", "silu"},
   };
+  write_fields(*this, vae_fields(), config);
+  return config;
+}
+
+json TinyAutoencoderConfig::to_json() const {
+  json config = {
+      {"_class_name", "AutoencoderTiny"},
+      {"encoder_block_out_channels", encoder_block_out_channels},
+      {"decoder_block_out_channels", decoder_block_out_channels},
+      {"act_fn", "relu"},
+  };
+  write_fields(*this, tiny_autoencoder_fields(), config);
+  return config;
 }
 
 int TinyAutoencoderConfig::downscale_factor() const {
@@ -498,19 +513,14 @@ TinyAutoencoderConfig TinyAutoencoderConfig::from_json(const json& config) {
   if (config.is_object() && config.contains("_class_name") && config.at("_class_name") != "AutoencoderTiny") {
     throw Error("taesd config: _class_name is " + config.at("_class_name").dump() + ", not AutoencoderTiny");
   }
+  constexpr const char* kComponent = "taesd config";
   TinyAutoencoderConfig c;
-  c.in_channels = value_or(config, "in_channels", c.in_channels);
-  c.out_channels = value_or(config, "out_channels", c.out_channels);
-  c.latent_channels = value_or(config, "latent_channels", c.latent_channels);
-  c.num_encoder_blocks = value_or(config, "num_encoder_blocks", c.num_encoder_blocks);
-  c.num_decoder_blocks = value_or(config, "num_decoder_blocks", c.num_decoder_blocks);
+  read_fields(config, tiny_autoencoder_fields(), kComponent, c);
   c.encoder_block_out_channels = per_level(config, "encoder_block_out_channels", c.num_encoder_blocks.size(),
-                                           c.encoder_block_out_channels);
+                                           c.encoder_block_out_channels, kComponent);
   c.decoder_block_out_channels = per_level(config, "decoder_block_out_channels", c.num_decoder_blocks.size(),
-                                           c.decoder_block_out_channels);
-  c.upsampling_scaling_factor = value_or(config, "upsampling_scaling_factor", c.upsampling_scaling_factor);
-  c.scaling_factor = value_or(config, "scaling_factor", c.scaling_factor);
-  const auto act = value_or(config, "act_fn", std::string("relu"));
+                                           c.decoder_block_out_channels, kComponent);
+  const auto act = value_or(config, "act_fn", std::string("relu"), kComponent);
   if (act != "relu") throw Error("taesd config: act_fn '" + act + "' is not supported (TAESD uses relu)");
   if (c.num_decoder_blocks.empty() || c.encoder_block_out_channels.size() != c.num_encoder_blocks.size() ||
       c.decoder_block_out_channels.size() != c.num_decoder_blocks.size()) {

@@ -2,6 +2,8 @@
 // Every size of every network lives here: SD 1.5 is one config among others, and the tiny
 // fixtures run the same code. Configs come from diffusers' config.json or, for single-file
 // checkpoints, from the tensor shapes (plus an original-style config for what shapes can't tell).
+// The members' initialisers are the defaults (SD 1.5's); each config's fields are listed once, in
+// config.cpp, for both from_json and to_json.
 #include <string>
 #include <vector>
 
@@ -26,6 +28,10 @@ struct TextEncoderConfig {
   // Where pooled() reads: transformers' legacy 2 means "the position of the highest id" (CLIP's
   // end-of-text token 49407 has the highest id), any other value the first position holding it.
   int eos_token_id = 2;
+  // Carried for the config.json transformers writes (SD's files say transformers' legacy 0 and 1;
+  // the built-in model, trained with its own vocabulary, its real start and end ids).
+  int bos_token_id = 0;
+  int pad_token_id = 1;
 
   static TextEncoderConfig from_json(const nlohmann::json& config);
   // `original_config` is an ldm_config.json-style description (or null): it names the heads. For an
@@ -112,6 +118,8 @@ struct TinyAutoencoderConfig {
   // From encoder.layers.<i>.* and decoder.layers.<i>.* (either part may be absent: then its block
   // lists are empty). Throws diffuse::Error naming `source` when the layers are not TAESD's.
   static TinyAutoencoderConfig infer(const TensorMap& weights, const std::string& source);
+  // The config.json diffusers writes for this model; from_json reads it back to this config.
+  nlohmann::json to_json() const;
 };
 
 }  // namespace diffuse::models

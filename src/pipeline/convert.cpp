@@ -5,6 +5,7 @@
 #include <map>
 
 #include "io/checkpoint_file.h"
+#include "io/diffusers_folder.h"
 #include "io/embedding_file.h"
 #include "io/ldm_export.h"
 #include "io/model_files.h"
@@ -33,12 +34,6 @@ TensorMap in_type(const TensorMap& tensors, const ConvertOptions& options) {
   TensorMap out;
   for (const auto& [name, tensor] : tensors) out.emplace(name, in_type(tensor, options));
   return out;
-}
-
-void write_json(const fs::path& path, const json& value) {
-  std::ofstream file(path);
-  file << value.dump(2) << "\n";
-  if (!file) throw Error(path.string() + ": cannot write");
 }
 
 // A file of tensors, names kept: a checkpoint's state dict, or an embedding .pt as emb_params.
@@ -95,10 +90,10 @@ json sidecar_config(const io::ModelFiles& files, std::vector<std::string>& notes
   bool agrees = !v;
   try {
     const auto inferred_unet = models::UNetConfig::infer(files.unet.tensors, family_defaults);
-    agrees = agrees && inferred_unet.num_heads == unet.num_heads && inferred_unet.sample_size == unet.sample_size;
+    agrees = agrees && inferred_unet.to_json() == unet.to_json();
     const auto inferred_text = models::TextEncoderConfig::infer(files.text_encoder.tensors, family_defaults);
-    agrees = agrees && inferred_text.num_heads == text.num_heads && inferred_text.hidden_act == text.hidden_act;
-    agrees = agrees && models::VaeConfig::infer(files.vae.tensors, family_defaults).scaling_factor == vae.scaling_factor;
+    agrees = agrees && inferred_text.to_json() == text.to_json();
+    agrees = agrees && models::VaeConfig::infer(files.vae.tensors, family_defaults).to_json() == vae.to_json();
   } catch (const Error&) {
     agrees = false;  // the shapes alone do not even say (an unusual head width)
   }
@@ -113,11 +108,19 @@ json sidecar_config(const io::ModelFiles& files, std::vector<std::string>& notes
   }
   json params = {
       {"scale_factor", vae.scaling_factor},
-      {"unet_config", {{"params", unet_params}}},
+      {"unet_config", {{"params", unet_params}, {"facts", {{"norm_num_groups", unet.norm_num_groups}}}}},
+      {"first_stage_config",
+       {{"params", {{"ddconfig", {{"resolution", vae.sample_size}}}}},
+        {"facts", {{"norm_num_groups", vae.norm_num_groups}}}}},
       {"cond_stage_config",
        {{"target", files.family == "sd2" ? "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder"
                                          : "ldm.modules.encoders.modules.FrozenCLIPEmbedder"},
-        {"facts", {{"num_attention_heads", text.num_heads}, {"hidden_act", text.hidden_act}}}}},
+        {"facts",
+         {{"num_attention_heads", text.num_heads},
+          {"hidden_act", text.hidden_act},
+          {"bos_token_id", text.bos_token_id},
+          {"eos_token_id", text.eos_token_id},
+          {"pad_token_id", text.pad_token_id}}}}},
   };
   if (v) params["parameterization"] = "v";
   return json{{"model", {{"target", "ldm.models.diffusion.ddpm.LatentDiffusion"}, {"params", params}}}};
@@ -143,7 +146,7 @@ ConvertReport folder_to_single_file(const fs::path& in, const fs::path& out, con
   if (const json sidecar = sidecar_config(files, report.notes); !sidecar.is_null()) {
     auto config_path = out;
     config_path.replace_extension(".json");
-    write_json(config_path, sidecar);
+    io::write_json_file(config_path, sidecar);
     report.notes.push_back("the attention heads, activation or prediction type are not in the tensors' shapes: " +
                            config_path.string() + " beside the file says them; keep the two together");
   }
@@ -163,11 +166,19 @@ bool write_tokenizer(const std::optional<fs::path>& source, const std::optional<
   if (fs::is_directory(*source)) {
     fs::copy_file(*source / "vocab.json", folder / "vocab.json");
     fs::copy_file(*source / "merges.txt", folder / "merges.txt");
+    // Its own config keeps what only it says: the context length (the built-in model's is 32), the
+    // special tokens.
+    if (fs::is_regular_file(*source / "tokenizer_config.json")) {
+      auto config = read_json_file(*source / "tokenizer_config.json");
+      if (pad_token) config["pad_token"] = *pad_token;
+      io::write_json_file(folder / "tokenizer_config.json", config);
+      return true;
+    }
   } else {
     const auto vocabulary = text::detail::load_clip_bpe_gz(*source);
     json vocab = json::object();
     for (const auto& [token, id] : vocabulary->encoder) vocab[token] = id;
-    write_json(folder / "vocab.json", vocab);
+    io::write_json_file(folder / "vocab.json", vocab);
     std::vector<const std::string*> merges(vocabulary->merge_ranks.size());
     for (const auto& [pair, rank] : vocabulary->merge_ranks) merges.at(static_cast<size_t>(rank)) = &pair;
     std::ofstream file(folder / "merges.txt");
@@ -175,20 +186,14 @@ bool write_tokenizer(const std::optional<fs::path>& source, const std::optional<
     for (const auto* pair : merges) file << *pair << "\n";
     if (!file) throw Error((folder / "merges.txt").string() + ": cannot write");
   }
-  write_json(folder / "tokenizer_config.json",
-             {{"tokenizer_class", "CLIPTokenizer"},
-              {"model_max_length", 77},
-              {"bos_token", text::detail::kStartOfText},
-              {"eos_token", text::detail::kEndOfText},
-              {"unk_token", text::detail::kEndOfText},
-              {"pad_token", pad_token.value_or(text::detail::kEndOfText)}});
+  io::write_json_file(folder / "tokenizer_config.json",
+                      {{"tokenizer_class", "CLIPTokenizer"},
+                       {"model_max_length", 77},
+                       {"bos_token", text::detail::kStartOfText},
+                       {"eos_token", text::detail::kEndOfText},
+                       {"unk_token", text::detail::kEndOfText},
+                       {"pad_token", pad_token.value_or(text::detail::kEndOfText)}});
   return true;
-}
-
-void write_component(const fs::path& folder, const json& config, const TensorMap& tensors, const char* weights) {
-  fs::create_directories(folder);
-  write_json(folder / "config.json", config);
-  io::write_safetensors(folder / weights, tensors);
 }
 
 ConvertReport single_file_to_folder(const fs::path& in, const fs::path& out, const ConvertOptions& options) {
@@ -201,45 +206,24 @@ ConvertReport single_file_to_folder(const fs::path& in, const fs::path& out, con
   std::error_code ignored;
   fs::remove_all(staging, ignored);
   try {
-    fs::create_directories(staging);
     const bool xl = files.family == "sdxl";
-    const auto unet = in_type(files.unet.tensors, options);
-    const auto vae = in_type(files.vae.tensors, options);
-    const auto text_encoder = in_type(files.text_encoder.tensors, options);
-    write_component(staging / "unet", models::UNetConfig::infer(files.unet.tensors, files.original_config).to_json(),
-                    unet, "diffusion_pytorch_model.safetensors");
-    write_component(staging / "vae", models::VaeConfig::infer(files.vae.tensors, files.original_config).to_json(),
-                    vae, "diffusion_pytorch_model.safetensors");
-    write_component(staging / "text_encoder",
-                    models::TextEncoderConfig::infer(files.text_encoder.tensors, files.original_config).to_json(),
-                    text_encoder, "model.safetensors");
-    report.tensors = unet.size() + vae.size() + text_encoder.size();
-    json index = {{"_class_name", xl ? "StableDiffusionXLPipeline" : "StableDiffusionPipeline"},
-                  {"_diffusers_version", "0.27.2"},
-                  {"unet", {"diffusers", "UNet2DConditionModel"}},
-                  {"vae", {"diffusers", "AutoencoderKL"}},
-                  {"text_encoder", {"transformers", "CLIPTextModel"}},
-                  {"tokenizer", {"transformers", "CLIPTokenizer"}},
-                  {"scheduler", {"diffusers", files.scheduler_config.value("_class_name", "PNDMScheduler")}}};
+    io::DiffusersPipelineFiles folder;
+    folder.unet = {models::UNetConfig::infer(files.unet.tensors, files.original_config).to_json(),
+                   in_type(files.unet.tensors, options)};
+    folder.vae = {models::VaeConfig::infer(files.vae.tensors, files.original_config).to_json(),
+                  in_type(files.vae.tensors, options)};
+    folder.text_encoder = {models::TextEncoderConfig::infer(files.text_encoder.tensors, files.original_config).to_json(),
+                           in_type(files.text_encoder.tensors, options)};
     if (xl) {
-      const auto text_encoder_2 = in_type(files.text_encoder_2.tensors, options);
-      write_component(staging / "text_encoder_2",
-                      models::TextEncoderConfig::infer(files.text_encoder_2.tensors, files.original_config).to_json(),
-                      text_encoder_2, "model.safetensors");
-      report.tensors += text_encoder_2.size();
-      index["text_encoder_2"] = {"transformers", "CLIPTextModelWithProjection"};
-      index["tokenizer_2"] = {"transformers", "CLIPTokenizer"};
-      index["force_zeros_for_empty_prompt"] = files.force_zeros_for_empty_prompt;
-    } else {
-      index["safety_checker"] = {nullptr, nullptr};
-      index["feature_extractor"] = {nullptr, nullptr};
-      index["requires_safety_checker"] = false;
+      folder.text_encoder_2 = io::DiffusersComponent{
+          models::TextEncoderConfig::infer(files.text_encoder_2.tensors, files.original_config).to_json(),
+          in_type(files.text_encoder_2.tensors, options)};
+      folder.force_zeros_for_empty_prompt = files.force_zeros_for_empty_prompt;
     }
-    fs::create_directories(staging / "scheduler");
-    json scheduler = files.scheduler_config;
-    if (!scheduler.contains("_class_name")) scheduler["_class_name"] = "PNDMScheduler";
-    write_json(staging / "scheduler" / "scheduler_config.json", scheduler);
-    write_json(staging / "model_index.json", index);
+    folder.scheduler = files.scheduler_config;
+    io::write_diffusers_pipeline(staging, folder);
+    report.tensors = folder.unet.tensors.size() + folder.vae.tensors.size() + folder.text_encoder.tensors.size() +
+                     (xl ? folder.text_encoder_2->tensors.size() : 0);
     if (!write_tokenizer(files.tokenizer, files.pad_token, staging / "tokenizer")) {
       report.notes.push_back("no tokenizer beside " + in.string() +
                              ": the folder has no tokenizer/ (copy one in, or pass --tokenizer when generating)");

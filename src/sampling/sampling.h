@@ -51,6 +51,9 @@ struct SchedulerConfig {
   // Unknown fields are ignored; values we cannot honour (thresholding, prediction_type "sample",
   // an unknown beta_schedule) throw diffuse::Error naming the field.
   static SchedulerConfig from_json(const nlohmann::json& json);
+  // The scheduler_config.json fields for this config (diffusers' names); from_json reads it back to
+  // this config. Unset optional fields are left out, for the scheduler class to decide.
+  nlohmann::json to_json() const;
 };
 
 // The network's raw output (epsilon or v per config.prediction) for `model_input` at `timestep`, with

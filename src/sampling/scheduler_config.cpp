@@ -1,46 +1,34 @@
-#include <climits>
 #include <string>
-#include <type_traits>
 
 #include "sampling/sampling.h"
 #include "util/error.h"
+#include "util/json_field.h"
 
 namespace diffuse::sampling {
 
 namespace {
 
-// diffusers writes null for "not set"; treat it like an absent field.
-const nlohmann::json* field(const nlohmann::json& json, const char* name) {
-  const auto it = json.find(name);
-  if (it == json.end() || it->is_null()) return nullptr;
-  return &*it;
+// A field through util's typed reader, its error prefixed with the file kind.
+template <typename T>
+std::optional<T> field(const nlohmann::json& json, const char* name) {
+  try {
+    return json_field<T>(json, name);
+  } catch (const InvalidParameter& e) {
+    throw Error(std::string("scheduler config: ") + e.what());
+  }
 }
 
-template <typename T>
-T value_of(const nlohmann::json& json, const char* name) {
-  if constexpr (std::is_same_v<T, int>) {
-    // nlohmann converts a float beyond int's range with undefined behaviour, and wraps a larger integer.
-    const auto& value = json.at(name);
-    const bool fits = value.is_number_unsigned() ? value.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX)
-                      : value.is_number_integer()
-                          ? value.get<int64_t>() >= INT_MIN && value.get<int64_t>() <= INT_MAX
-                          : !value.is_number_float() ||
-                                (value.get<double>() > INT_MIN - 1.0 && value.get<double>() < INT_MAX + 1.0);
-    if (!fits) throw Error(std::string("scheduler config: field '") + name + "' is out of range: " + value.dump());
-  }
-  try {
-    return json.at(name).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(std::string("scheduler config: field '") + name + "' has the wrong type: " +
-                json.at(name).dump());
-  }
+// Sets `target` where the config names the field.
+template <typename T, typename Target>
+void read_field(const nlohmann::json& json, const char* name, Target& target) {
+  if (auto value = field<T>(json, name)) target = std::move(*value);
 }
 
 // A named value through the sampling layer's own parser; its error names the config field.
 template <typename Parse>
 auto enum_field(const nlohmann::json& json, const char* name, Parse parse) {
   try {
-    return parse(value_of<std::string>(json, name));
+    return parse(*field<std::string>(json, name));
   } catch (const InvalidParameter& e) {
     throw Error(std::string("scheduler config: field '") + name + "': " + e.problem());
   }
@@ -61,19 +49,19 @@ SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& json) {
   config.set_alpha_to_one.reset();
   config.clip_sample.reset();
 
-  if (field(json, "num_train_timesteps")) config.num_train_timesteps = value_of<int>(json, "num_train_timesteps");
-  if (field(json, "beta_start")) config.beta_start = value_of<double>(json, "beta_start");
-  if (field(json, "beta_end")) config.beta_end = value_of<double>(json, "beta_end");
-  if (field(json, "beta_schedule")) config.beta_schedule = value_of<std::string>(json, "beta_schedule");
-  if (field(json, "trained_betas")) config.trained_betas = value_of<std::vector<double>>(json, "trained_betas");
-  if (field(json, "prediction_type")) config.prediction = enum_field(json, "prediction_type", parse_prediction);
-  if (field(json, "timestep_spacing")) config.timestep_spacing = enum_field(json, "timestep_spacing", parse_spacing);
-  if (field(json, "steps_offset")) config.steps_offset = value_of<int>(json, "steps_offset");
-  if (field(json, "set_alpha_to_one")) config.set_alpha_to_one = value_of<bool>(json, "set_alpha_to_one");
-  if (field(json, "clip_sample")) config.clip_sample = value_of<bool>(json, "clip_sample");
-  if (field(json, "clip_sample_range")) config.clip_sample_range = value_of<double>(json, "clip_sample_range");
-  if (field(json, "rescale_betas_zero_snr")) config.rescale_betas_zero_snr = value_of<bool>(json, "rescale_betas_zero_snr");
-  if (field(json, "use_karras_sigmas")) config.use_karras_sigmas = value_of<bool>(json, "use_karras_sigmas");
+  read_field<int>(json, "num_train_timesteps", config.num_train_timesteps);
+  read_field<double>(json, "beta_start", config.beta_start);
+  read_field<double>(json, "beta_end", config.beta_end);
+  read_field<std::string>(json, "beta_schedule", config.beta_schedule);
+  read_field<std::vector<double>>(json, "trained_betas", config.trained_betas);
+  if (json_has(json, "prediction_type")) config.prediction = enum_field(json, "prediction_type", parse_prediction);
+  if (json_has(json, "timestep_spacing")) config.timestep_spacing = enum_field(json, "timestep_spacing", parse_spacing);
+  read_field<int>(json, "steps_offset", config.steps_offset);
+  read_field<bool>(json, "set_alpha_to_one", config.set_alpha_to_one);
+  read_field<bool>(json, "clip_sample", config.clip_sample);
+  read_field<double>(json, "clip_sample_range", config.clip_sample_range);
+  read_field<bool>(json, "rescale_betas_zero_snr", config.rescale_betas_zero_snr);
+  read_field<bool>(json, "use_karras_sigmas", config.use_karras_sigmas);
 
   // Every released model uses 1000; the bound keeps a corrupt value from allocating gigabytes of tables.
   constexpr int kMostTrainTimesteps = 100000;
@@ -81,10 +69,27 @@ SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& json) {
     throw Error("scheduler config: num_train_timesteps must be from 2 to " + std::to_string(kMostTrainTimesteps) +
                 ", got " + std::to_string(config.num_train_timesteps));
   }
-  if (field(json, "thresholding") && value_of<bool>(json, "thresholding")) {
+  if (field<bool>(json, "thresholding").value_or(false)) {
     throw Error("scheduler config: thresholding = true is not supported");
   }
   return config;
+}
+
+nlohmann::json SchedulerConfig::to_json() const {
+  nlohmann::json json = {{"num_train_timesteps", num_train_timesteps},
+                         {"beta_start", beta_start},
+                         {"beta_end", beta_end},
+                         {"beta_schedule", beta_schedule},
+                         {"prediction_type", name_of(prediction)},
+                         {"steps_offset", steps_offset},
+                         {"clip_sample_range", clip_sample_range},
+                         {"rescale_betas_zero_snr", rescale_betas_zero_snr},
+                         {"use_karras_sigmas", use_karras_sigmas}};
+  if (!trained_betas.empty()) json["trained_betas"] = trained_betas;
+  if (timestep_spacing) json["timestep_spacing"] = name_of(*timestep_spacing);
+  if (set_alpha_to_one) json["set_alpha_to_one"] = *set_alpha_to_one;
+  if (clip_sample) json["clip_sample"] = *clip_sample;
+  return json;
 }
 
 }  // namespace diffuse::sampling

@@ -12,6 +12,7 @@
 #include "sampling/sampling.h"
 #include "util/base64.h"
 #include "util/error.h"
+#include "util/json_field.h"
 
 namespace diffuse::server {
 
@@ -24,34 +25,19 @@ std::string lower(std::string text) {
   return text;
 }
 
-bool present(const json& payload, const char* field) { return payload.contains(field) && !payload.at(field).is_null(); }
+bool present(const json& payload, const char* field) { return json_has(payload, field); }
 
 std::string text_field(const json& payload, const char* field, const std::string& fallback = "") {
-  if (!present(payload, field)) return fallback;
-  if (!payload.at(field).is_string()) throw InvalidParameter(field, "must be a string, not " + payload.at(field).dump());
-  return payload.at(field).get<std::string>();
+  return json_field_or<std::string>(payload, field, fallback);
 }
-
 int64_t integer_field(const json& payload, const char* field, int64_t fallback) {
-  if (!present(payload, field)) return fallback;
-  const auto& value = payload.at(field);
-  if (value.is_number_integer()) return value.get<int64_t>();
-  if (value.is_number_float() && value.get<double>() == static_cast<double>(static_cast<int64_t>(value.get<double>()))) {
-    return static_cast<int64_t>(value.get<double>());
-  }
-  throw InvalidParameter(field, "must be a whole number, not " + value.dump());
+  return json_field_or<int64_t>(payload, field, fallback);
 }
-
 double number_field(const json& payload, const char* field, double fallback) {
-  if (!present(payload, field)) return fallback;
-  if (!payload.at(field).is_number()) throw InvalidParameter(field, "must be a number, not " + payload.at(field).dump());
-  return payload.at(field).get<double>();
+  return json_field_or<double>(payload, field, fallback);
 }
-
 bool bool_field(const json& payload, const char* field, bool fallback) {
-  if (!present(payload, field)) return fallback;
-  if (!payload.at(field).is_boolean()) throw InvalidParameter(field, "must be true or false, not " + payload.at(field).dump());
-  return payload.at(field).get<bool>();
+  return json_field_or<bool>(payload, field, fallback);
 }
 
 int bounded(int64_t value, const char* field, int64_t low, int64_t high) {

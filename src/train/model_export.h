@@ -1,24 +1,30 @@
-// Writing trained components as a diffusers folder, the layout pipeline::StableDiffusionModel::load reads.
+// Writing a trained model as a diffusers folder, the layout pipeline::StableDiffusionModel::load
+// reads, through the same writer `diffuse convert` uses (io/diffusers_folder.h).
 #pragma once
 #include <filesystem>
 
 #include <torch/torch.h>
 
 #include "models/config.h"
-#include "util/tensor_map.h"
+#include "sampling/sampling.h"
 
 namespace diffuse::train {
 
-// A module's parameters by their (diffusers) names, detached float32 copies.
-TensorMap named_weights(const torch::nn::Module& module);
+// The noise schedule a trained model is trained with and ships with: SD 1.x's scaled-linear one,
+// the defaults of sampling::SchedulerConfig.
+sampling::SchedulerConfig training_schedule();
 
-void write_vae(const std::filesystem::path& folder, const models::VaeConfig& config, const torch::nn::Module& vae);
-void write_unet(const std::filesystem::path& folder, const models::UNetConfig& config, const torch::nn::Module& unet);
-void write_text_encoder(const std::filesystem::path& folder, const models::TextEncoderConfig& config,
-                        const torch::nn::Module& text_encoder);
-// The noise schedule a trained model is trained with and ships with: SD 1.x's scaled-linear one.
-nlohmann::ordered_json scheduler_config_json();
-// model_index.json and scheduler/scheduler_config.json (scheduler_config_json()).
-void write_pipeline_files(const std::filesystem::path& folder);
+struct TrainedModel {
+  const models::VaeConfig& vae_config;
+  const torch::nn::Module& vae;
+  const models::TextEncoderConfig& text_encoder_config;
+  const torch::nn::Module& text_encoder;
+  const models::UNetConfig& unet_config;
+  const torch::nn::Module& unet;
+};
+
+// unet/, vae/, text_encoder/, scheduler/ and model_index.json in `folder` (the tokenizer is written
+// when training starts); float32 weights.
+void export_model(const std::filesystem::path& folder, const TrainedModel& model);
 
 }  // namespace diffuse::train

@@ -104,6 +104,10 @@ models::TextEncoderConfig text_encoder_config(const TrainOptions& o, int vocab_s
   c.num_layers = o.text_layers;
   c.num_heads = o.text_heads;
   c.max_positions = o.max_tokens;
+  // The trained vocabulary ends with the start and end tokens (train/bpe_trainer.h): its real ids, as
+  // the tokenizer gives them; pooling reads the end token, the highest id, either way.
+  c.bos_token_id = vocab_size - 2;
+  c.eos_token_id = c.pad_token_id = vocab_size - 1;
   return c;
 }
 

@@ -202,7 +202,7 @@ class Trainer {
     // The schedule the exported model's scheduler config names, computed as the samplers compute it,
     // so that training and generation agree on every noise level.
     const auto alphas_cumprod = sampling::alphas_cumprod(
-        sampling::SchedulerConfig::from_json(nlohmann::json(scheduler_config_json())), /*sigma_safe=*/false);
+        training_schedule(), /*sigma_safe=*/false);
     const auto scale = static_cast<float>(vae->config.scaling_factor);
     const int64_t count = latent_mean_.size(0), batch = o_.unet_batch;
 
@@ -256,10 +256,7 @@ class Trainer {
       torch::NoGradGuard no_grad;
       for (size_t i = 0; i < ema.size(); ++i) parameters[i].copy_(ema[i]);
     }
-    write_vae(out_ / "vae", vae->config, *vae);
-    write_text_encoder(out_ / "text_encoder", text_config, *text_encoder);
-    write_unet(out_ / "unet", unet_cfg, *unet);
-    write_pipeline_files(out_);
+    export_model(out_, {vae->config, *vae, text_config, *text_encoder, unet_cfg, *unet});
   }
 
   // Decay ramps up as diffusers' EMAModel does, so early weights fade out quickly.

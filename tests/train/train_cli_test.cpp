@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "image/png_file.h"
@@ -69,6 +71,34 @@ TEST_F(TrainCli, ShortRunLearnsWritesALoadableModelAndRepeatsExactly) {
   const auto png = image::read_png(image);
   EXPECT_EQ(png.width, 32);
   EXPECT_EQ(png.height, 32);
+
+  // train's export and convert write folders through one writer: the trained folder, converted to a
+  // single file and back to a folder, has the same configs (every key both write, the same value) and
+  // model index, and both folders draw the same picture.
+  const auto single = dir_ / "single.safetensors", back = dir_ / "back";
+  fs::copy(first / "tokenizer", dir_ / "tokenizer");
+  const auto to_file = run_diffuse({"convert", first.string(), single.string()});
+  ASSERT_EQ(to_file.exit_code, 0) << to_file.output;
+  const auto to_folder = run_diffuse({"convert", single.string(), back.string()});
+  ASSERT_EQ(to_folder.exit_code, 0) << to_folder.output;
+  for (const char* file : {"unet/config.json", "vae/config.json", "text_encoder/config.json", "model_index.json",
+                           "scheduler/scheduler_config.json"}) {
+    const auto trained = nlohmann::json::parse(read_text(first / file));
+    const auto converted = nlohmann::json::parse(read_text(back / file));
+    int shared = 0;
+    for (const auto& [key, value] : trained.items()) {
+      if (!converted.contains(key)) continue;
+      ++shared;
+      EXPECT_EQ(converted.at(key), value) << file << ": " << key;
+    }
+    EXPECT_GE(shared, 5) << file;
+  }
+  const auto redrawn = dir_ / "back.png";
+  const auto generated_back = run_diffuse({"generate", "-m", back.string(), "-p",
+                                           "a large red circle on a blue background, on the left", "--steps", "4",
+                                           "-o", redrawn.string()});
+  ASSERT_EQ(generated_back.exit_code, 0) << generated_back.output;
+  EXPECT_TRUE(at::equal(image::read_png(redrawn).pixels, png.pixels));
 
   // The tokenizer is derived data: rebuilt from training.json alone, it is the trained one.
   const auto rebuilt = dir_ / "rebuilt";
