@@ -61,6 +61,21 @@ void describe_chunks(std::string& out, const text::ClipTokenizer& tokenizer, con
   }
 }
 
+// Each text of the prompt's schedule once, with every step range it is read at, in the order they
+// first come (alternation comes back to a text often).
+std::vector<std::pair<std::string, std::vector<std::pair<int, int>>>> texts_by_step(const std::string& prompt,
+                                                                                   int steps) {
+  std::vector<std::pair<std::string, std::vector<std::pair<int, int>>>> texts;
+  int first = 1;
+  for (const auto& entry : text::prompt_schedule(prompt, steps)) {
+    auto same = std::find_if(texts.begin(), texts.end(), [&](const auto& t) { return t.first == entry.text; });
+    if (same == texts.end()) same = texts.insert(texts.end(), {entry.text, {}});
+    same->second.push_back({first, entry.end_at_step});
+    first = entry.end_at_step + 1;
+  }
+  return texts;
+}
+
 }  // namespace
 
 bool uses_prompt_language(const std::string& prompt, int steps, const PromptChunker& chunk) {
@@ -80,16 +95,7 @@ std::string describe_prompt_reading(const text::ClipTokenizer& tokenizer, const 
     for (const auto& [key, value] : tag.named) out += ":" + key + "=" + value;
     out += "> (taken out of the text)\n";
   }
-  // Each text once, with every step range it is read at (alternation comes back to a text often).
-  std::vector<std::pair<std::string, std::vector<std::pair<int, int>>>> texts;
-  int first = 1;
-  for (const auto& entry : text::prompt_schedule(taken.text, steps)) {
-    auto same = std::find_if(texts.begin(), texts.end(), [&](const auto& t) { return t.first == entry.text; });
-    if (same == texts.end()) same = texts.insert(texts.end(), {entry.text, {}});
-    same->second.push_back({first, entry.end_at_step});
-    first = entry.end_at_step + 1;
-  }
-  for (const auto& [text, ranges] : texts) {
+  for (const auto& [text, ranges] : texts_by_step(taken.text, steps)) {
     std::string when;
     for (const auto& [from, to] : ranges) {
       when += (when.empty() ? "" : ", ") + std::to_string(from) + (from == to ? "" : "-" + std::to_string(to));
@@ -99,6 +105,38 @@ std::string describe_prompt_reading(const text::ClipTokenizer& tokenizer, const 
     describe_chunks(out, tokenizer, chunk(text), embeddings);
   }
   return out;
+}
+
+nlohmann::json prompt_reading_json(const text::ClipTokenizer& tokenizer, const std::string& prompt, int steps,
+                                   const PromptChunker& chunk, const std::vector<text::EmbeddingName>& embeddings) {
+  using nlohmann::json;
+  const auto taken = text::take_extra_network_tags(prompt);
+  json reading = {{"prompt", prompt}, {"steps", steps}, {"extra_networks", json::array()}, {"texts", json::array()}};
+  for (const auto& tag : taken.tags)
+    reading["extra_networks"].push_back({{"kind", tag.kind}, {"positional", tag.positional}, {"named", tag.named}});
+  for (const auto& [text, ranges] : texts_by_step(taken.text, steps)) {
+    const auto chunked = chunk(text);
+    json pieces = json::array(), chunks = json::array(), when = json::array();
+    for (const auto& [from, to] : ranges) when.push_back({{"from", from}, {"to", to}});
+    for (const auto& run : chunked.runs) pieces.push_back({{"text", run.text}, {"weight", run.weight}});
+    for (const auto& c : chunked.chunks) {
+      json placed = json::array(), tokens = json::array();
+      for (const auto& placement : c.embeddings) {
+        const auto index = static_cast<size_t>(placement.embedding);
+        placed.push_back({{"position", placement.position},
+                          {"name", index < embeddings.size() ? embeddings[index].name : ""},
+                          {"vectors", index < embeddings.size() ? embeddings[index].vectors : 1}});
+      }
+      for (const auto id : c.tokens) tokens.push_back(tokenizer.token_text(id));
+      chunks.push_back({{"ids", c.tokens}, {"tokens", tokens}, {"weights", c.multipliers}, {"embeddings", placed}});
+    }
+    reading["texts"].push_back({{"text", text},
+                                {"steps", when},
+                                {"pieces", pieces},
+                                {"token_count", chunked.token_count},
+                                {"chunks", chunks}});
+  }
+  return reading;
 }
 
 }  // namespace diffuse::explain

@@ -84,6 +84,25 @@ TEST(TokensCli, TokenizerAloneAndWithModel) {
   EXPECT_NE(neither.output.find("--tokenizer"), std::string::npos) << neither.output;
 }
 
+// --json: the prompt's reading as one line of JSON for scripts.
+TEST(TokensCli, JsonForScripts) {
+  const auto tokenizer = (fixtures_dir() / "tiny-sd1/diffusers/tokenizer").string();
+  const auto run = run_diffuse({"tokens", "--tokenizer", tokenizer, "--steps", "4", "--json", "a [cat:dog:2] (red:1.2)"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto reading = nlohmann::json::parse(run.output);
+  ASSERT_EQ(reading.at("texts").size(), 2u);
+  EXPECT_EQ(reading.at("texts")[0].at("text"), "a cat (red:1.2)");
+  EXPECT_EQ(reading.at("texts")[0].at("steps").dump(), R"([{"from":1,"to":2}])");
+  EXPECT_EQ(reading.at("texts")[1].at("steps").dump(), R"([{"from":3,"to":4}])");
+  const auto& chunk = reading.at("texts")[1].at("chunks")[0];
+  EXPECT_EQ(chunk.at("ids")[2], 1929);  // dog</w>
+  EXPECT_EQ(chunk.at("tokens")[2], "dog</w>");
+  EXPECT_EQ(chunk.at("weights")[3], 1.2);
+  const auto both = run_diffuse({"tokens", "--tokenizer", tokenizer, "--json", "--full", "a cat"});
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.output.find("--json prints the prompt language's reading"), std::string::npos) << both.output;
+}
+
 class StepsCli : public test::TempDirTest {};
 
 TEST_F(StepsCli, SaveStepsWritesFramesSheetAndAnimation) {

@@ -77,5 +77,37 @@ TEST(PromptReading, ShowsEachChunk) {
             "    0.909091: a</w> dog</w>\n");
 }
 
+// The same reading as data: A1111's pieces with their weights, each text with its step ranges, and
+// every chunk's ids, weights and embedding positions over the encoder's whole context.
+TEST(PromptReading, AsJson) {
+  const auto& tokenizer = tiny_model().tokenizer;
+  const auto reading = prompt_reading_json(tokenizer, "a (red:1.5) [cat|dog] tiny-style <lora:soft:0.6:te=0.5>", 3,
+                                           chunker(), {{"tiny-style", {}, 2}});
+  EXPECT_EQ(reading.at("steps"), 3);
+  EXPECT_EQ(reading.at("extra_networks").dump(),
+            R"([{"kind":"lora","named":{"te":"0.5"},"positional":["soft","0.6"]}])");
+  const auto& texts = reading.at("texts");
+  ASSERT_EQ(texts.size(), 2u);
+  EXPECT_EQ(texts[0].at("text"), "a (red:1.5) cat tiny-style ");
+  EXPECT_EQ(texts[0].at("steps").dump(), R"([{"from":1,"to":1},{"from":3,"to":3}])");
+  EXPECT_EQ(texts[1].at("text"), "a (red:1.5) dog tiny-style ");
+  EXPECT_EQ(texts[1].at("steps").dump(), R"([{"from":2,"to":2}])");
+  EXPECT_EQ(texts[0].at("pieces").dump(),
+            R"([{"text":"a ","weight":1.0},{"text":"red","weight":1.5},{"text":" cat tiny-style ","weight":1.0}])");
+  EXPECT_EQ(texts[0].at("token_count"), 5);
+  const auto& chunk = texts[0].at("chunks").at(0);
+  const auto ids = chunk.at("ids").get<std::vector<int64_t>>();
+  const auto weights = chunk.at("weights").get<std::vector<double>>();
+  ASSERT_EQ(ids.size(), 77u);
+  ASSERT_EQ(weights.size(), 77u);
+  const std::vector<int64_t> start = {49406, 320, 736, 2368, 0, 0, 49407};  // the embedding: id 0 twice
+  EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.begin() + 7), start);
+  EXPECT_EQ(std::vector<double>(weights.begin(), weights.begin() + 7),
+            (std::vector<double>{1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 1.0}));
+  EXPECT_EQ(chunk.at("tokens").at(2), "red</w>");
+  EXPECT_EQ(chunk.at("embeddings").dump(), R"([{"name":"tiny-style","position":4,"vectors":2}])");
+  EXPECT_EQ(ids.back(), tokenizer.end_id());
+}
+
 }  // namespace
 }  // namespace diffuse::explain
