@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -28,6 +29,13 @@ at::Tensor read_reference(const std::filesystem::path& bin_path);
 double relative_max_error(const at::Tensor& actual, const at::Tensor& expected);
 // What one component's fp32 output (text encoder, UNet step, VAE) may differ from diffusers', in that unit.
 inline constexpr double kComponentTolerance = 1e-4;
+
+// DIFFUSE_LONG_TESTS=1: load and soak tests run at their full size (more clients, jobs, prompts) instead
+// of the smaller one that proves the same in CI's time.
+inline bool long_run() {
+  const char* value = std::getenv("DIFFUSE_LONG_TESTS");
+  return value != nullptr && std::string(value) == "1";
+}
 
 // Path of the built `diffuse` binary (DIFFUSE_BINARY, set by ctest, or the configured default).
 std::filesystem::path diffuse_binary();
