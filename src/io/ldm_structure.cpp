@@ -5,6 +5,7 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace diffuse::io {
 
@@ -12,10 +13,6 @@ namespace {
 
 using nlohmann::json;
 using Names = std::set<std::string>;
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.compare(0, prefix.size(), prefix) == 0;
-}
 
 // The names under `prefix`, without it: a sorted set answers "anything under X?" in one lookup.
 Names names_under(const std::vector<std::string>& keys, const std::string& prefix) {

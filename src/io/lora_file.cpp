@@ -4,6 +4,7 @@
 
 #include "io/tensor_file.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace diffuse::io {
 
@@ -17,11 +18,6 @@ const char* lora_target_name(LoraTarget target) {
 }
 
 namespace {
-
-bool ends_with(const std::string& text, const std::string& end) {
-  return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
-}
-bool starts_with(const std::string& text, const std::string& start) { return text.rfind(start, 0) == 0; }
 
 enum class Part { Down, Up, Alpha };
 

@@ -4,14 +4,13 @@
 #include "io/tensor_file.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "util/strings.h"
 
 namespace diffuse::io {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-bool starts_with(const std::string& text, const std::string& prefix) { return text.compare(0, prefix.size(), prefix) == 0; }
 
 // `<index>.<rest>` -> index and rest; nothing for other names.
 std::optional<std::pair<int, std::string>> sequential_name(const std::string& name) {

@@ -13,6 +13,7 @@
 #include "text/clip_vocabulary.h"
 #include "text/unicode_text.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace diffuse::text {
 
@@ -224,10 +225,6 @@ std::vector<std::string> bpe(const detail::ClipVocabulary& vocab, const std::str
     word = std::move(merged);
   }
   return word;
-}
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 void require_file(const fs::path& file, const std::string& context) {
