@@ -11,6 +11,7 @@
 
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace diffuse::image {
 
@@ -19,27 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 // ---- Text encodings: tEXt holds Latin-1, iTXt UTF-8; our strings are UTF-8. ---------------------
-
-// The code points of `text`, or nullopt when it is not valid UTF-8.
-std::optional<std::vector<uint32_t>> decode_utf8(const std::string& text) {
-  std::vector<uint32_t> points;
-  for (size_t i = 0; i < text.size();) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    const int length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
-    if (length == 0 || i + length > text.size()) return std::nullopt;
-    uint32_t point = length == 1 ? lead : lead & (0x7F >> length);
-    for (int k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0) != 0x80) return std::nullopt;
-      point = (point << 6) | (next & 0x3F);
-    }
-    const uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (point < smallest[length] || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return std::nullopt;
-    points.push_back(point);
-    i += length;
-  }
-  return points;
-}
 
 std::string latin1_to_utf8(const std::string& latin1) {
   std::string utf8;
@@ -68,7 +48,7 @@ EncodedText encode_text_chunk(const fs::path& path, const std::string& key, cons
   const auto points = decode_utf8(value);
   if (!points) throw Error(path.string() + ": PNG text '" + key + "' is not valid UTF-8");
   EncodedText encoded{key, "", false};
-  for (const uint32_t point : *points) {
+  for (const char32_t point : *points) {
     if (point == 0) throw Error(path.string() + ": PNG text '" + key + "' contains a NUL character");
     encoded.international = encoded.international || point > 0xFF;
     encoded.value += static_cast<char>(point);  // the Latin-1 byte, used only if all points fit

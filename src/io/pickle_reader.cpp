@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace diffuse::io::pickle {
 
@@ -46,33 +47,6 @@ const char* opcode_name(uint8_t op) {
     case 0x98: return "READONLY_BUFFER";
     default: return nullptr;
   }
-}
-
-bool valid_utf8(const std::string& text) {
-  size_t i = 0;
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  while (i < text.size()) {
-    const unsigned char c = s[i];
-    int extra = 0;
-    uint32_t code = 0;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { extra = 1; code = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { extra = 2; code = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { extra = 3; code = c & 0x07; }
-    else return false;
-    if (i + extra >= text.size()) return false;
-    for (int k = 1; k <= extra; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      code = (code << 6) | (s[i + k] & 0x3F);
-    }
-    if ((extra == 1 && code < 0x80) || (extra == 2 && code < 0x800) || (extra == 3 && code < 0x10000) ||
-        code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) {
-      // Python's surrogatepass lets pickles carry lone surrogates; checkpoints have none.
-      return false;
-    }
-    i += extra + 1;
-  }
-  return true;
 }
 
 class Reader {
@@ -144,7 +118,7 @@ class Reader {
     return make(std::move(value));
   }
   Ref make_text(Kind kind, std::string text, size_t at) {
-    if (kind == Kind::String && !valid_utf8(text)) fail(at, "a string that is not valid UTF-8");
+    if (kind == Kind::String && !is_valid_utf8(text)) fail(at, "a string that is not valid UTF-8");
     Value value;
     value.kind = kind;
     value.text = std::move(text);

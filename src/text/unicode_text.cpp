@@ -7,6 +7,7 @@
 #include <unicode/ustring.h>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace diffuse::text {
 
@@ -57,12 +58,9 @@ std::string u32_to_utf8(const std::u32string& text) {
 }
 
 bool decode_utf8_strict(const std::string& bytes, std::u32string& out) {
-  UErrorCode status = U_ZERO_ERROR;
-  int32_t length = 0;
-  // Preflight: without a substitution character, u_strFromUTF8 reports ill-formed input as an error.
-  u_strFromUTF8(nullptr, 0, &length, bytes.data(), static_cast<int32_t>(bytes.size()), &status);
-  if (status == U_INVALID_CHAR_FOUND || status == U_ILLEGAL_CHAR_FOUND) return false;
-  out = utf8_to_u32(bytes);
+  auto points = decode_utf8(bytes);
+  if (!points) return false;
+  out = std::move(*points);
   return true;
 }
 

@@ -98,7 +98,7 @@ TEST(TokensCli, JsonForScripts) {
   EXPECT_EQ(chunk.at("ids")[2], 1929);  // dog</w>
   EXPECT_EQ(chunk.at("tokens")[2], "dog</w>");
   EXPECT_EQ(chunk.at("weights")[3], 1.2);
-  const auto both = run_diffuse({"tokens", "--tokenizer", tokenizer, "--json", "--full", "a cat"});
+  const auto both = run_diffuse({"tokens", "--tokenizer", tokenizer, "--json", "--plain-prompt", "a cat"});
   EXPECT_NE(both.exit_code, 0);
   EXPECT_NE(both.output.find("--json prints the prompt language's reading"), std::string::npos) << both.output;
 }
