@@ -16,6 +16,7 @@
 #include "flop_count.h"
 #include "measure.h"
 #include "models/attention.h"
+#include "models/kernel_options.h"
 #include "util/memory.h"
 #include "image/png_file.h"
 #include "pipeline/generation.h"
@@ -275,14 +276,16 @@ int run(const BenchOptions& o_in) {
   report["threads"] = at::get_num_threads();
   report["load_average_at_start"] = read_first_line("/proc/loadavg");
   report["native_bf16"] = pipeline::default_dtype() == at::kBFloat16;
+  report["cpu_class"] = models::cpu_class_name(models::kernel_options().cpu);
   report["blas"] = {{"libtorch_build", blas.configured},
                     {"loaded", blas.loaded},
                     {"system_libblas", blas.system},
                     {"openblas_core", blas.openblas_core}};
   report["allocator"] = allocator_library();
-  std::printf("diffuse-bench %s, %s\n%s, %d threads, native bf16: %s\nload average: %s\n", o.arch.c_str(),
-              report["date"].get<std::string>().c_str(), report["cpu"].get<std::string>().c_str(),
-              at::get_num_threads(), report["native_bf16"].get<bool>() ? "yes" : "no",
+  std::printf("diffuse-bench %s, %s\n%s, CPU class %s, %d threads, native bf16: %s\nload average: %s\n",
+              o.arch.c_str(), report["date"].get<std::string>().c_str(), report["cpu"].get<std::string>().c_str(),
+              report["cpu_class"].get<std::string>().c_str(), at::get_num_threads(),
+              report["native_bf16"].get<bool>() ? "yes" : "no",
               report["load_average_at_start"].get<std::string>().c_str());
   std::printf("BLAS: libtorch built with %s; loaded: %s; libblas.so.3 -> %s; OpenBLAS kernels: %s\n",
               blas.configured.c_str(), blas.loaded.c_str(), blas.system.c_str(),
@@ -346,6 +349,8 @@ int run(const BenchOptions& o_in) {
 }  // namespace diffuse::bench
 
 int main(int argc, char** argv) {
+  // DIFFUSE_CPU=avx2 measures the paths of that class, libtorch's and oneDNN's included.
+  diffuse::models::limit_libraries_to_cpu_class();
   diffuse::bench::BenchOptions o;
   CLI::App app{"diffuse-bench: time a full-size random-weight model, section by section"};
   app.add_option("--arch", o.arch, "Architecture: sd15, sd21 or sdxl")->capture_default_str();
