@@ -69,17 +69,19 @@ EOF
     done
     printf 'build %s: link %s\n  libs = %s\n' "$name" "$objects" "$libs"
   }
-  target fuzz_pickle "" fuzz/fuzz_pickle.cpp src/io/pickle_reader.cpp
-  target fuzz_checkpoint_zip "" fuzz/fuzz_checkpoint_zip.cpp src/io/zip_archive.cpp src/io/pickle_reader.cpp
+  target fuzz_pickle "" fuzz/fuzz_pickle.cpp src/io/pickle_reader.cpp src/util/utf8.cpp
+  target fuzz_checkpoint_zip "" fuzz/fuzz_checkpoint_zip.cpp src/io/zip_archive.cpp src/io/pickle_reader.cpp \
+    src/util/utf8.cpp
   target fuzz_safetensors "$torch_libs" fuzz/fuzz_safetensors.cpp src/io/safetensors.cpp src/util/mapped_file.cpp src/util/json.cpp
   # sampling.cpp holds the scheduler's name parsers beside the sampler registry: lld's --gc-sections
   # drops the registry (and its references to every sampler), so no sampler need be built.
   target fuzz_json_config "$torch_libs" fuzz/fuzz_json_config.cpp src/models/config.cpp src/util/json.cpp \
-    src/sampling/scheduler_config.cpp src/sampling/sampling.cpp src/util/format.cpp
+    src/util/json_field.cpp src/sampling/scheduler_config.cpp src/sampling/sampling.cpp src/util/format.cpp
   target fuzz_tokenizer "-licui18n -licuuc -lz" fuzz/fuzz_tokenizer.cpp src/text/clip_tokenizer.cpp \
     src/text/clip_vocabulary.cpp src/text/clip_text_clean.cpp src/text/fix_text.cpp src/text/html_unescape.cpp \
-    src/text/sloppy_cp1252.cpp src/text/unicode_text.cpp src/util/json.cpp
-  target fuzz_png "-lpng -lz $torch_libs" fuzz/fuzz_png.cpp src/image/png_file.cpp src/util/atomic_file.cpp
+    src/text/sloppy_cp1252.cpp src/text/unicode_text.cpp src/util/json.cpp src/util/utf8.cpp
+  target fuzz_png "-lpng -lz $torch_libs" fuzz/fuzz_png.cpp src/image/png_file.cpp src/util/atomic_file.cpp \
+    src/util/utf8.cpp
 } > "$out/build.ninja.new"
 if ! cmp -s "$out/build.ninja.new" "$out/build.ninja"; then mv "$out/build.ninja.new" "$out/build.ninja"; else rm "$out/build.ninja.new"; fi
 ninja -C "$out" -j "$jobs" "${targets[@]}"

@@ -11,6 +11,7 @@
 #include "cli/builtin_model.h"
 #include "cli/commands.h"
 #include "cli/decoder_options.h"
+#include "cli/output_paths.h"
 #include "cli/progress_line.h"
 #include "explain/step_previews.h"
 #include "image/png_file.h"
@@ -179,7 +180,7 @@ void run_generate(GenerateOptions o) {
   const pipeline::ProgressCallback on_progress = [&](const pipeline::Progress& p) {
     if (!o.save_steps.empty() && p.phase == pipeline::Phase::Denoise) {
       if (p.done == 0) {
-        steps.emplace(model, pipeline::steps_folder(o.save_steps, request.batch_count, request.seed_of(p.image)), preview);
+        steps.emplace(model, steps_folder(o.save_steps, request.batch_count, request.seed_of(p.image)), preview);
       } else {
         steps->on_step(p);
       }
@@ -192,7 +193,7 @@ void run_generate(GenerateOptions o) {
       progress.print("wrote steps to " + steps->finish().sheet.parent_path().string());
       steps.reset();
     }
-    const auto path = pipeline::image_path(o.output, request.batch_count, image.seed);
+    const auto path = image_path(o.output, request.batch_count, image.seed);
     image::write_png(path, image.pixels, {{"parameters", image.parameters}});
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     char line[64];

@@ -73,7 +73,7 @@ at::Tensor latents_preview(pipeline::StableDiffusionModel& model, const at::Tens
 StepPreviewWriter::StepPreviewWriter(pipeline::StableDiffusionModel& model, fs::path folder, PreviewMode mode)
     : model_(model), folder_(std::move(folder)), mode_(mode) {
   if (mode_ == PreviewMode::Taesd && !model_.taesd) {
-    throw InvalidParameter("preview", "taesd: no TAESD loaded; give its path (taesd:PATH, or --vae taesd:PATH)");
+    throw InvalidParameter("preview", "taesd: no TAESD loaded; give its path (taesd:PATH), here or as the VAE");
   }
   if (mode_ == PreviewMode::Linear && model_.vae->config.latent_channels != 4) {
     throw InvalidParameter("preview", "linear: the model's latents have " + std::to_string(model_.vae->config.latent_channels) +

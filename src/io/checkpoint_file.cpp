@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "io/safetensors.h"
 #include "io/zip_archive.h"
 #include "util/error.h"
 
@@ -16,14 +17,13 @@ namespace {
 struct StorageType {
   const char* name;
   at::ScalarType type;
-  const char* dtype;  // safetensors' name, for TensorInfo
 };
 
 constexpr StorageType kStorageTypes[] = {
-    {"HalfStorage", at::kHalf, "F16"},     {"FloatStorage", at::kFloat, "F32"}, {"DoubleStorage", at::kDouble, "F64"},
-    {"BFloat16Storage", at::kBFloat16, "BF16"}, {"LongStorage", at::kLong, "I64"}, {"IntStorage", at::kInt, "I32"},
-    {"ShortStorage", at::kShort, "I16"},   {"CharStorage", at::kChar, "I8"},    {"ByteStorage", at::kByte, "U8"},
-    {"BoolStorage", at::kBool, "BOOL"},
+    {"HalfStorage", at::kHalf},   {"FloatStorage", at::kFloat}, {"DoubleStorage", at::kDouble},
+    {"BFloat16Storage", at::kBFloat16}, {"LongStorage", at::kLong}, {"IntStorage", at::kInt},
+    {"ShortStorage", at::kShort}, {"CharStorage", at::kChar},   {"ByteStorage", at::kByte},
+    {"BoolStorage", at::kBool},
 };
 
 const StorageType& storage_type(const std::string& name, const std::string& where) {
@@ -197,7 +197,7 @@ void CheckpointFile::index_state_dict(const std::string& where) {
     if (!index_.emplace(key.text, tensors_.size()).second) throw Error(where + "tensor '" + key.text + "' appears twice");
     TensorInfo info;
     info.name = key.text;
-    info.dtype = type.dtype;
+    info.dtype = safetensors_dtype_name(type.type);  // every storage type has a safetensors name
     info.scalar_type = type.type;
     info.shape = record.shape;
     tensors_.push_back(std::move(info));

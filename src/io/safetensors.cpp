@@ -68,6 +68,13 @@ size_t safetensors_dtype_size(const std::string& dtype) {
   return entry ? entry->size : 0;
 }
 
+const char* safetensors_dtype_name(at::ScalarType type) {
+  for (const auto& entry : kDtypes) {
+    if (entry.type == type) return entry.name;
+  }
+  return nullptr;
+}
+
 SafetensorsFile SafetensorsFile::open(const fs::path& path) {
   const std::string file = path.string();
   auto fail = [&file](const std::string& why) -> Error { return Error(file + ": " + why); };

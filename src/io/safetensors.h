@@ -58,5 +58,7 @@ class SafetensorsFile {
 std::optional<at::ScalarType> scalar_type_from_safetensors(const std::string& dtype);
 // Bytes per element of a dtype name that scalar_type_from_safetensors accepts.
 size_t safetensors_dtype_size(const std::string& dtype);
+// safetensors' name for a torch type ("F32", "BF16", ...), or nullptr for one it has no name for.
+const char* safetensors_dtype_name(at::ScalarType type);
 
 }  // namespace diffuse::io

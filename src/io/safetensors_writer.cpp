@@ -5,32 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/safetensors.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace diffuse::io {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-const char* dtype_name(at::ScalarType type) {
-  switch (type) {
-    case at::kFloat: return "F32";
-    case at::kHalf: return "F16";
-    case at::kBFloat16: return "BF16";
-    case at::kLong: return "I64";
-    case at::kDouble: return "F64";
-    case at::kInt: return "I32";
-    case at::kShort: return "I16";
-    case at::kChar: return "I8";
-    case at::kByte: return "U8";
-    case at::kBool: return "BOOL";
-    default: return nullptr;
-  }
-}
-
-}  // namespace
 
 void write_safetensors(const fs::path& path, const TensorMap& tensors,
                        const std::map<std::string, std::string>& metadata) {
@@ -42,7 +23,7 @@ void write_safetensors(const fs::path& path, const TensorMap& tensors,
   for (const auto& [name, tensor] : tensors) {
     if (name.empty() || name == "__metadata__") throw Error(path.string() + ": invalid tensor name '" + name + "'");
     if (!tensor.defined()) throw Error(path.string() + ": tensor '" + name + "' is undefined");
-    const char* dtype = dtype_name(tensor.scalar_type());
+    const char* dtype = safetensors_dtype_name(tensor.scalar_type());
     if (dtype == nullptr) {
       throw Error(path.string() + ": tensor '" + name + "' has type " + std::string(c10::toString(tensor.scalar_type())) +
                   "; supported: F32, F16, BF16, I64");

@@ -152,7 +152,7 @@ ConvertReport folder_to_single_file(const fs::path& in, const fs::path& out, con
   }
   if (files.tokenizer) {
     report.notes.push_back("a single file holds no tokenizer: keep " + files.tokenizer->string() +
-                           " beside it as tokenizer/, or pass --tokenizer");
+                           " beside it as tokenizer/, or name a tokenizer when generating");
   }
   return report;
 }
@@ -226,7 +226,7 @@ ConvertReport single_file_to_folder(const fs::path& in, const fs::path& out, con
                      (xl ? folder.text_encoder_2->tensors.size() : 0);
     if (!write_tokenizer(files.tokenizer, files.pad_token, staging / "tokenizer")) {
       report.notes.push_back("no tokenizer beside " + in.string() +
-                             ": the folder has no tokenizer/ (copy one in, or pass --tokenizer when generating)");
+                             ": the folder has no tokenizer/ (copy one in, or name a tokenizer when generating)");
     } else if (xl) {
       write_tokenizer(files.tokenizer_2, files.pad_token_2, staging / "tokenizer_2");
     }

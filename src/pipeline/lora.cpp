@@ -38,7 +38,7 @@ fs::path find_lora_file(const std::string& name, const std::vector<fs::path>& di
     }
   }
   throw InvalidParameter("lora", "no LoRA file '" + name + "' and no " + wanted[0] + " (.ckpt, .pt) in " +
-                                     (looked.empty() ? std::string("any LoRA folder (none given: --lora-dir)") : looked));
+                                     (looked.empty() ? std::string("any LoRA folder (none given)") : looked));
 }
 
 namespace {

@@ -246,7 +246,7 @@ at::Tensor StableDiffusionModel::decode_latents(const at::Tensor& latents, const
 
 at::Tensor StableDiffusionModel::decode_latents_taesd(const at::Tensor& latents) {
   torch::NoGradGuard no_grad;
-  if (!taesd) throw InvalidParameter("preview", "taesd: no TAESD loaded (give its path, e.g. --vae taesd:PATH)");
+  if (!taesd) throw InvalidParameter("preview", "taesd: no TAESD loaded; give its path (taesd:PATH), here or as the VAE");
   // Its own scaling factor (1.0 for SD's TAESD): the latents are already in its space, not 1/0.18215 of it.
   const auto z = (latents / taesd->config.scaling_factor).to(options_.dtype).contiguous(at::MemoryFormat::ChannelsLast);
   return taesd->decode(z).to(at::kFloat).contiguous();

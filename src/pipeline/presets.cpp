@@ -1,7 +1,5 @@
 #include "pipeline/presets.h"
 
-#include <sstream>
-
 #include "util/error.h"
 
 namespace diffuse::pipeline {
@@ -30,14 +28,6 @@ void apply_preset(const Preset& preset, GenerationRequest& request, const std::s
   if (!given.count("timestep_spacing")) request.timestep_spacing = preset.timestep_spacing;
   if (!given.count("steps")) request.steps = preset.steps;
   if (!given.count("cfg_scale")) request.cfg_scale = preset.cfg_scale;
-}
-
-std::string describe_settings(const Preset& preset) {
-  std::ostringstream text;
-  text << "--sampler " << preset.sampler;
-  if (!preset.timestep_spacing.empty()) text << " --timestep-spacing " << preset.timestep_spacing;
-  text << " --steps " << preset.steps << " --cfg-scale " << preset.cfg_scale;
-  return text.str();
 }
 
 }  // namespace diffuse::pipeline

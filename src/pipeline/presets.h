@@ -25,7 +25,5 @@ const Preset& find_preset(const std::string& name);
 // The preset's sampler, spacing, steps and CFG scale into `request`, except for the request fields
 // named in `given` ("sampler", "timestep_spacing", "steps", "cfg_scale"), which the user set.
 void apply_preset(const Preset& preset, GenerationRequest& request, const std::set<std::string>& given);
-// "Steps: 1, Sampler: euler_a, ..." as `diffuse samplers` prints it.
-std::string describe_settings(const Preset& preset);
 
 }  // namespace diffuse::pipeline

@@ -13,8 +13,6 @@
 
 namespace diffuse::pipeline {
 
-namespace fs = std::filesystem;
-
 namespace {
 
 void check_side(const char* parameter, int value, int multiple) {
@@ -220,17 +218,6 @@ ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionMod
 
 ResolvedRequest resolve(const GenerationRequest& request, const StableDiffusionModel& model) {
   return resolve(validate(request), model);
-}
-
-fs::path image_path(const fs::path& output, int batch_count, uint64_t seed) {
-  if (batch_count == 1) return output;
-  auto path = output;
-  path.replace_filename(output.stem().string() + "-" + std::to_string(seed) + output.extension().string());
-  return path;
-}
-
-fs::path steps_folder(const fs::path& folder, int batch_count, uint64_t seed) {
-  return batch_count == 1 ? folder : folder / ("seed-" + std::to_string(seed));
 }
 
 std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, const std::string& model_name) {

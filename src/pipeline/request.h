@@ -152,12 +152,6 @@ ResolvedRequest validate(const GenerationRequest& request);
 ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionModel& model);
 ResolvedRequest resolve(const GenerationRequest& request, const StableDiffusionModel& model);
 
-// Where image `seed` of a request goes: `output` for a single image, `<stem>-<seed><ext>` for each
-// image of a batch.
-std::filesystem::path image_path(const std::filesystem::path& output, int batch_count, uint64_t seed);
-// Per-step pictures of one image: `folder` for a single image, `folder/seed-<seed>` in a batch.
-std::filesystem::path steps_folder(const std::filesystem::path& folder, int batch_count, uint64_t seed);
-
 // The "parameters" text AUTOMATIC1111's web UI stores in its PNGs, which many tools read back.
 std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, const std::string& model_name);
 

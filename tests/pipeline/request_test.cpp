@@ -164,13 +164,6 @@ TEST(GenerationRequestResolve, SizeConditioningAndClipSkipFollowTheModel) {
   EXPECT_EQ(given.target_size, (ImageSize{64, 64}));
 }
 
-TEST(GenerationNaming, BatchImagesAndStepFoldersCarryTheirSeed) {
-  EXPECT_EQ(image_path("out/cat.png", 1, 42), "out/cat.png");
-  EXPECT_EQ(image_path("out/cat.png", 3, 43), "out/cat-43.png");
-  EXPECT_EQ(steps_folder("steps", 1, 42), "steps");
-  EXPECT_EQ(steps_folder("steps", 2, 43), "steps/seed-43");
-}
-
 TEST(GenerationBatch, OneImagePerSeedWithProgressAndCancel) {
   auto& model = tiny_sd1();
   GenerationRequest request;

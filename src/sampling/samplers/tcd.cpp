@@ -21,7 +21,7 @@ class TcdSampler final : public Sampler {
   std::string name() const override { return "tcd"; }
   std::string display_name() const override { return "TCD"; }
   std::string description() const override {
-    return "TCD, for TCD and Hyper-SD LoRAs (1-8 steps); --eta is its gamma, the noise re-added each step (0-1)";
+    return "TCD, for TCD and Hyper-SD LoRAs (1-8 steps); eta is its gamma, the noise re-added each step (0-1)";
   }
   bool uses_eta() const override { return true; }
   double max_eta() const override { return 1; }
