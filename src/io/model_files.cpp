@@ -238,16 +238,6 @@ json single_file_scheduler_config(const json& original, const std::string& famil
               {"clip_sample", false}};
 }
 
-// The facts of a family's released original config that tensor shapes do not show: SD 2.x's text
-// encoder is OpenCLIP (exact GELU, not CLIP's quick_gelu); SDXL's VAE latents are scaled by 0.13025.
-// SD 1.x needs none: the models' defaults are SD 1.x's.
-json family_original_config(const std::string& family) {
-  if (family == "sd2") {
-    return json{{"model", {{"params", {{"cond_stage_config", {{"target", "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder"}}}}}}}};
-  }
-  if (family == "sdxl") return json{{"model", {{"params", {{"scale_factor", 0.13025}}}}}};
-  return nullptr;
-}
 
 ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
   const auto file = TensorFile::open(path);
@@ -299,6 +289,17 @@ ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
 }
 
 }  // namespace
+
+// The facts of a family's released original config that tensor shapes do not show: SD 2.x's text
+// encoder is OpenCLIP (exact GELU, not CLIP's quick_gelu); SDXL's VAE latents are scaled by 0.13025.
+// SD 1.x needs none: the models' defaults are SD 1.x's.
+json family_original_config(const std::string& family) {
+  if (family == "sd2") {
+    return json{{"model", {{"params", {{"cond_stage_config", {{"target", "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder"}}}}}}}};
+  }
+  if (family == "sdxl") return json{{"model", {{"params", {{"scale_factor", 0.13025}}}}}};
+  return nullptr;
+}
 
 ModelFiles load_model_files(const fs::path& path, at::ScalarType dtype) {
   std::error_code error;

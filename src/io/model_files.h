@@ -59,6 +59,11 @@ struct ModelFiles {
 // that type); integer tensors keep theirs. Throws diffuse::Error naming the path, file or tensor.
 ModelFiles load_model_files(const std::filesystem::path& path, at::ScalarType dtype = at::kFloat);
 
+// What a family's released original config says that tensor shapes do not ("sd2": an OpenCLIP text
+// encoder; "sdxl": latents scaled by 0.13025), as the original config a single file of that family
+// is read with when none lies beside it; null for "sd1", whose facts are the models' defaults.
+nlohmann::json family_original_config(const std::string& family);
+
 // One diffusers component folder on its own (config.json and its weights, as each of a model's is read).
 ComponentWeights load_component_folder(const std::filesystem::path& folder, at::ScalarType dtype);
 

@@ -79,10 +79,7 @@ json sidecar_config(const io::ModelFiles& files, std::vector<std::string>& notes
                     "keep its sgm config (ldm_config.json or <name>.json) beside the file");
     return nullptr;
   }
-  const json family_defaults =
-      files.family == "sd2"
-          ? json{{"model", {{"params", {{"cond_stage_config", {{"target", "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder"}}}}}}}}
-          : json(nullptr);
+  const json family_defaults = io::family_original_config(files.family);
   const auto unet = models::UNetConfig::from_json(files.unet.config);
   const auto text = models::TextEncoderConfig::from_json(files.text_encoder.config);
   const auto vae = models::VaeConfig::from_json(files.vae.config);
