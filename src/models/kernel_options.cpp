@@ -82,8 +82,10 @@ bool bf16_supported() { return kernel_options().cpu >= CpuClass::Avx512; }
 void limit_libraries_to_cpu_class() {
   const CpuClass cpu = requested_cpu_class();
   if (cpu == detected_cpu_class() || cpu == CpuClass::Generic) return;
-  setenv("ATEN_CPU_CAPABILITY", cpu == CpuClass::Avx2 ? "avx2" : "avx512", 0);
-  setenv("ONEDNN_MAX_CPU_ISA", cpu == CpuClass::Avx2 ? "AVX2" : cpu == CpuClass::Avx512 ? "AVX512_CORE" : "ALL", 0);
+  // Lowered and not generic: avx2, or avx512 on a CPU with AVX512_BF16.
+  const bool avx2 = cpu == CpuClass::Avx2;
+  setenv("ATEN_CPU_CAPABILITY", avx2 ? "avx2" : "avx512", 0);
+  setenv("ONEDNN_MAX_CPU_ISA", avx2 ? "AVX2" : "AVX512_CORE", 0);
 }
 
 }  // namespace diffuse::models

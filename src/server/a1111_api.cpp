@@ -25,8 +25,6 @@ std::string lower(std::string text) {
   return text;
 }
 
-bool present(const json& payload, const char* field) { return json_has(payload, field); }
-
 std::string text_field(const json& payload, const char* field, const std::string& fallback = "") {
   return json_field_or<std::string>(payload, field, fallback);
 }
@@ -110,8 +108,8 @@ ApiRequest parse_a1111_request(const json& payload, bool img2img, const ServeLim
   auto& r = api.request;
   r.prompt = text_field(payload, "prompt");
   r.negative_prompt = text_field(payload, "negative_prompt");
-  r.width = present(payload, "width") ? bounded(integer_field(payload, "width", 0), "width", 8, limits.max_width) : 0;
-  r.height = present(payload, "height") ? bounded(integer_field(payload, "height", 0), "height", 8, limits.max_height) : 0;
+  r.width = json_has(payload, "width") ? bounded(integer_field(payload, "width", 0), "width", 8, limits.max_width) : 0;
+  r.height = json_has(payload, "height") ? bounded(integer_field(payload, "height", 0), "height", 8, limits.max_height) : 0;
   r.steps = bounded(integer_field(payload, "steps", 20), "steps", 1, limits.max_steps);
   r.cfg_scale = number_field(payload, "cfg_scale", 7.0);
   r.eta = number_field(payload, "eta", 0.0);
@@ -126,38 +124,38 @@ ApiRequest parse_a1111_request(const json& payload, bool img2img, const ServeLim
   }
   r.batch_count = api.batch_size * api.n_iter;
   api.send_images = bool_field(payload, "send_images", true);
-  const std::string sampler = present(payload, "sampler_name") ? text_field(payload, "sampler_name")
+  const std::string sampler = json_has(payload, "sampler_name") ? text_field(payload, "sampler_name")
                                                                 : text_field(payload, "sampler_index", "Euler");
   set_sampler_from_a1111(r, sampler, text_field(payload, "scheduler"));
   // diffuse's own field: `diffuse generate --preset`, filling in what the payload leaves out.
-  if (present(payload, "preset")) {
+  if (json_has(payload, "preset")) {
     std::set<std::string> given;
-    if (present(payload, "steps")) given.insert("steps");
-    if (present(payload, "cfg_scale")) given.insert("cfg_scale");
-    if (present(payload, "sampler_name") || present(payload, "sampler_index")) given.insert("sampler");
+    if (json_has(payload, "steps")) given.insert("steps");
+    if (json_has(payload, "cfg_scale")) given.insert("cfg_scale");
+    if (json_has(payload, "sampler_name") || json_has(payload, "sampler_index")) given.insert("sampler");
     pipeline::apply_preset(pipeline::find_preset(text_field(payload, "preset")), r, given);
     r.steps = bounded(r.steps, "steps", 1, limits.max_steps);
   }
   // The request's own override_settings first, then the server's options.
   for (const char* key : {"override_settings", kServerDefaults}) {
-    if (!present(payload, key)) continue;
+    if (!json_has(payload, key)) continue;
     const auto& settings = payload.at(key);
     if (!settings.is_object()) throw InvalidParameter(key, "must be an object");
-    if (present(settings, "CLIP_stop_at_last_layers")) {
+    if (json_has(settings, "CLIP_stop_at_last_layers")) {
       r.clip_skip = bounded(integer_field(settings, "CLIP_stop_at_last_layers", 1), "CLIP_stop_at_last_layers", 1, 12);
       break;
     }
   }
   if (!img2img) return api;
 
-  if (!present(payload, "init_images")) throw InvalidParameter("init_images", "img2img needs one base64 PNG");
+  if (!json_has(payload, "init_images")) throw InvalidParameter("init_images", "img2img needs one base64 PNG");
   const auto& images = payload.at("init_images");
   if (!images.is_array() || images.empty() || !images.at(0).is_string()) {
     throw InvalidParameter("init_images", "must be a list of base64 PNGs");
   }
   r.init_image = image_field(images.at(0).get<std::string>(), "init_images");
   r.strength = number_field(payload, "denoising_strength", 0.75);
-  if (present(payload, "mask")) {
+  if (json_has(payload, "mask")) {
     r.mask = image_field(text_field(payload, "mask"), "mask");
     if (integer_field(payload, "inpainting_mask_invert", 0) == 1) r.mask = 255 - r.mask;
     r.mask_blur = number_field(payload, "mask_blur", 4);
