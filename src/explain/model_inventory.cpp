@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "io/model_files.h"
+#include "pipeline/component_configs.h"
 #include "io/tensor_file.h"
 #include "util/error.h"
 
@@ -42,19 +43,9 @@ ComponentInventory component_from_file(const std::string& key, const io::Compone
   return component;
 }
 
-template <typename Config>
-Config config_of(const io::ComponentWeights& weights, const json& original_config) {
-  return weights.config.is_null() ? Config::infer(weights.tensors, original_config) : Config::from_json(weights.config);
-}
-
 std::string prediction_type_of(const io::ModelFiles& files) {
-  if (files.scheduler_config.is_object()) return files.scheduler_config.value("prediction_type", "epsilon");
-  const auto& original = files.original_config;
-  if (original.is_object() && original.contains("model") && original.at("model").contains("params")) {
-    const auto& params = original.at("model").at("params");
-    if (params.value("parameterization", "eps") == "v") return "v_prediction";
-  }
-  return "epsilon";
+  return pipeline::scheduler_config(files).prediction == sampling::Prediction::VPrediction ? "v_prediction"
+                                                                                        : "epsilon";
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -158,13 +149,13 @@ ModelInventory inspect_model(const fs::path& path) {
   inventory.components.push_back(component_from_file("vae", files.vae));
   inventory.not_loaded = files.ignored;
   auto& a = inventory.architecture;
-  a.family = files.family;
-  a.text_encoder = config_of<models::TextEncoderConfig>(files.text_encoder, files.original_config);
+  a.family = io::ldm_family_name(files.family);
+  a.text_encoder = pipeline::text_encoder_config(files.text_encoder, files.original.text_encoder);
   if (!files.text_encoder_2.tensors.empty()) {
-    a.text_encoder_2 = config_of<models::TextEncoderConfig>(files.text_encoder_2, files.original_config);
+    a.text_encoder_2 = pipeline::text_encoder_config(files.text_encoder_2, files.original.text_encoder_2);
   }
-  a.unet = config_of<models::UNetConfig>(files.unet, files.original_config);
-  a.vae = config_of<models::VaeConfig>(files.vae, files.original_config);
+  a.unet = pipeline::unet_config(files.unet, files.original);
+  a.vae = pipeline::vae_config(files.vae, files.original);
   a.prediction_type = prediction_type_of(files);
   return inventory;
 }

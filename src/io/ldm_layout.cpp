@@ -6,12 +6,12 @@
 
 namespace diffuse::io {
 
-LdmPlan plan_ldm_conversion(const std::vector<std::string>& keys, const nlohmann::json& original_config,
+LdmPlan plan_ldm_conversion(const std::vector<std::string>& keys, const std::string& open_clip_layer,
                             const std::string& file) {
-  const LdmStructure structure = structure_of_original(keys, original_config, file);
+  const LdmStructure structure = structure_of_original(keys, open_clip_layer, file);
   const LdmNameTable table = ldm_name_table(structure);
   LdmPlan plan;
-  plan.family = ldm_family_name(structure.family);
+  plan.family = structure.family;
   std::set<std::pair<Component, std::string>> targets;
   for (const auto& key : keys) {
     const auto matches = table.to_diffusers(key);

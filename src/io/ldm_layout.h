@@ -21,18 +21,18 @@ struct TensorRename {
 };
 
 struct LdmPlan {
-  // "sd1" (CLIP, cond_stage_model.transformer), "sd2" (OpenCLIP, cond_stage_model.model) or "sdxl"
-  // (conditioner.embedders.0 and .1): ldm_family_name(LdmFamily).
-  std::string family;
+  // Sd1 (CLIP, cond_stage_model.transformer), Sd2 (OpenCLIP, cond_stage_model.model) or Sdxl
+  // (conditioner.embedders.0 and .1).
+  LdmFamily family = LdmFamily::Sd1;
   std::vector<TensorRename> renames;
   std::vector<std::string> ignored;  // keys deliberately left out (buffers, EMA copies, unused layers)
 };
 
-// `keys`: every tensor name of the checkpoint. `original_config`: the original-style config
-// (null if none); only consulted for SD 2.x's OpenCLIP layer choice. `file` names the checkpoint in
+// `keys`: every tensor name of the checkpoint. `open_clip_layer`: the OpenCLIP layer SD 2.x
+// conditions on (io/original_config.h). `file` names the checkpoint in
 // errors. Throws diffuse::Error for a key inside a component that has no diffusers counterpart, or
 // for a checkpoint without a UNet, VAE or known text encoder(s).
-LdmPlan plan_ldm_conversion(const std::vector<std::string>& keys, const nlohmann::json& original_config,
+LdmPlan plan_ldm_conversion(const std::vector<std::string>& keys, const std::string& open_clip_layer,
                             const std::string& file);
 
 }  // namespace diffuse::io

@@ -110,16 +110,6 @@ VaeLevels vae_levels(const Names& names, const std::string& encoder_levels, cons
   return levels;
 }
 
-// Which OpenCLIP layer the original config conditions on: every SD 2.x config says "penultimate".
-std::string open_clip_layer(const json& original_config) {
-  const json* node = &original_config;
-  for (const char* step : {"model", "params", "cond_stage_config", "params", "layer"}) {
-    if (!node->is_object() || !node->contains(step)) return "penultimate";
-    node = &(*node)[step];
-  }
-  return node->is_string() ? node->get<std::string>() : "penultimate";
-}
-
 }  // namespace
 
 const char* ldm_family_name(LdmFamily family) {
@@ -141,7 +131,7 @@ std::string indexed_name(const std::string& prefix, size_t index) {
   return prefix + std::to_string(index) + ".";
 }
 
-LdmStructure structure_of_original(const std::vector<std::string>& keys, const json& original_config,
+LdmStructure structure_of_original(const std::vector<std::string>& keys, const std::string& open_clip_layer,
                                    const std::string& file) {
   const auto fail = [&](const std::string& why) { return Error(file + ": " + why); };
   const Names unet = names_under(keys, kLdmUnetPrefix);
@@ -187,7 +177,7 @@ LdmStructure structure_of_original(const std::vector<std::string>& keys, const j
     text.layers = count_indexed(open_clip, "transformer.resblocks.");
     // SD 2.x conditions on the penultimate layer's output (then ln_final); diffusers' SD 2.x text
     // encoder is that truncated model, so both layouts load to the same layers.
-    const bool drop_last = open_clip_layer(original_config) != "last";
+    const bool drop_last = open_clip_layer != "last";
     text.used = std::max(0, text.layers - (drop_last ? 1 : 0));
   } else {
     structure.family = LdmFamily::Sd1;

@@ -79,10 +79,11 @@ struct LdmStructure {
 
 // From every tensor name of a checkpoint; the family from where its text encoders sit
 // (cond_stage_model.transformer / .model, or SDXL's conditioner.embedders.0 and .1).
-// `original_config` (null if none) is only consulted for the OpenCLIP layer SD 2.x conditions on.
+// `open_clip_layer`: the OpenCLIP layer SD 2.x conditions on (io/original_config.h; "last" keeps
+// every layer).
 // Throws diffuse::Error, naming `file`, for a checkpoint without a UNet, VAE or known text
 // encoder(s), or whose UNet blocks are missing or do not mirror.
-LdmStructure structure_of_original(const std::vector<std::string>& keys, const nlohmann::json& original_config,
+LdmStructure structure_of_original(const std::vector<std::string>& keys, const std::string& open_clip_layer,
                                    const std::string& file);
 
 // From diffusers components: SD 1.x (layout Clip) or SD 2.x (OpenClip). Every text-encoder layer is

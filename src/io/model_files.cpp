@@ -112,7 +112,7 @@ ModelFiles load_diffusers(const fs::path& root, at::ScalarType dtype) {
   // OpenCLIP-H (SD 2.x) uses exact GELU; CLIP ViT-L (SD 1.x) quick_gelu.
   const auto& text_config = model.text_encoder.config;
   const bool gelu = text_config.is_object() && text_config.value("hidden_act", "") == "gelu";
-  model.family = two_encoders ? "sdxl" : gelu ? "sd2" : "sd1";
+  model.family = two_encoders ? LdmFamily::Sdxl : gelu ? LdmFamily::Sd2 : LdmFamily::Sd1;
   return model;
 }
 
@@ -170,96 +170,24 @@ at::Tensor apply_transform(const at::Tensor& tensor, const TensorRename& rename,
   return tensor;
 }
 
-// Sampling fields only: what sampling::SchedulerConfig reads (and the interpolation the Euler
-// family names), so that a single file samples as its diffusers folder does.
-//
-// SD 1.x / 2.x, as diffusers' from_single_file: the betas and the parameterisation from the
-// original config, the released SD configs' values for the rest (notably clip_sample false, which
-// DDIM would otherwise default to true).
-//
-// SDXL: from_single_file makes an EulerDiscreteScheduler config (scaled_linear 0.00085..0.012,
-// leading, steps_offset 1, epsilon) whatever the sgm config says, plus set_alpha_to_one false. The
-// SDXL diffusers folder (tiny-sdxl's, as saved by StableDiffusionXLPipeline) names neither
-// set_alpha_to_one nor clip_sample, so both are left to the scheduler class here too, as in the
-// folder (they only matter to DDIM). Where the sgm config gives a discretization or a v-scaling
-// denoiser, those are honoured: that is what the original samples with.
-json single_file_scheduler_config(const json& original, const std::string& family = "sd1") {
-  json params = json::object();
-  if (original.is_object() && original.contains("model") && original.at("model").contains("params")) {
-    params = original.at("model").at("params");
-  }
-  const auto get = [&](const char* key, json fallback) { return params.contains(key) ? params.at(key) : fallback; };
-  if (family == "sdxl") {
-    // sgm: model.params.denoiser_config.params.{num_idx, scaling_config.target,
-    // discretization_config.params.{linear_start, linear_end}} (LegacyDDPMDiscretization's defaults
-    // are SD's 0.00085, 0.012, 1000).
-    const auto at_path = [&](std::initializer_list<const char*> path) -> const json* {
-      const json* node = &params;
-      for (const char* step : path) {
-        if (!node->is_object() || !node->contains(step)) return nullptr;
-        node = &node->at(step);
-      }
-      return node;
-    };
-    const auto number = [&](std::initializer_list<const char*> path, json fallback) {
-      const json* node = at_path(path);
-      return node && node->is_number() ? *node : fallback;
-    };
-    const json* scaling = at_path({"denoiser_config", "params", "scaling_config", "target"});
-    const bool v_scaling =
-        scaling && scaling->is_string() && scaling->get<std::string>().find("VScaling") != std::string::npos;
-    const bool v = v_scaling || get("parameterization", "eps") == "v";
-    return json{{"num_train_timesteps", get("timesteps", number({"denoiser_config", "params", "num_idx"}, 1000))},
-                {"beta_start", number({"denoiser_config", "params", "discretization_config", "params", "linear_start"},
-                                      0.00085)},
-                {"beta_end",
-                 number({"denoiser_config", "params", "discretization_config", "params", "linear_end"}, 0.012)},
-                {"beta_schedule", "scaled_linear"},
-                {"interpolation_type", "linear"},
-                {"timestep_type", "discrete"},
-                {"prediction_type", v ? "v_prediction" : "epsilon"},
-                {"timestep_spacing", "leading"},
-                {"steps_offset", 1},
-                {"use_karras_sigmas", false},
-                {"rescale_betas_zero_snr", false},
-                // As SDXL base's own scheduler config, and diffusers' from_single_file: DDIM without
-                // clipping, its final alpha the trained one.
-                {"set_alpha_to_one", false},
-                {"clip_sample", false}};
-  }
-  return json{{"num_train_timesteps", get("timesteps", 1000)},
-              {"beta_start", get("linear_start", 0.00085)},
-              {"beta_end", get("linear_end", 0.012)},
-              {"beta_schedule", "scaled_linear"},
-              {"prediction_type", get("parameterization", "eps") == "v" ? "v_prediction" : "epsilon"},
-              {"timestep_spacing", "leading"},
-              {"steps_offset", 1},
-              {"set_alpha_to_one", false},
-              {"clip_sample", false}};
-}
-
-
 ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
   const auto file = TensorFile::open(path);
   ModelFiles model;
   model.layout = ModelFiles::Layout::SingleFile;
   model.path = path;
-  model.original_config = find_original_config(path);
+  model.original = read_original_config(find_original_config(path));
   model.tokenizer = find_tokenizer_beside(path);
 
   std::vector<std::string> keys;
   for (const auto& info : file.tensors()) keys.push_back(info.name);
-  const LdmPlan plan = plan_ldm_conversion(keys, model.original_config, path.string());
+  const LdmPlan plan = plan_ldm_conversion(keys, model.original.open_clip_layer, path.string());
   model.family = plan.family;
-  // Without a config beside the file, what the family's released one says where the shapes cannot
-  // tell (as diffusers' from_single_file falls back to the bundled v2-inference / sd_xl_base yaml).
-  if (model.original_config.is_null()) model.original_config = family_original_config(model.family);
+  add_family_defaults(model.original, model.family);
   model.ignored = plan.ignored;
-  model.scheduler_config = single_file_scheduler_config(model.original_config, model.family);
   // No tokenizer config says these for a single file. OpenCLIP's tokenizer (SD 2.x; SDXL's second)
   // pads with "!" (id 0), CLIP's with its end token.
-  model.pad_token = model.family == "sd2" ? "!" : "<|endoftext|>";
-  if (model.family == "sdxl") {
+  model.pad_token = model.family == LdmFamily::Sd2 ? "!" : "<|endoftext|>";
+  if (model.family == LdmFamily::Sdxl) {
     // Both SDXL tokenizers have CLIP's vocabulary: the one beside the file serves both.
     model.tokenizer_2 = model.tokenizer;
     model.pad_token_2 = "!";
@@ -276,7 +204,7 @@ ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
     throw Error(path.string() + ": unknown component");
   };
   for (auto* component : {&model.unet, &model.vae, &model.text_encoder}) component->source = path.string();
-  if (model.family == "sdxl") model.text_encoder_2.source = path.string();
+  if (model.family == LdmFamily::Sdxl) model.text_encoder_2.source = path.string();
   for (const auto& rename : plan.renames) {
     // Convert after the transform, so a q/k/v chunk copies only its own third.
     at::Tensor tensor = apply_transform(file.tensor(rename.source), rename, path.string());
@@ -290,17 +218,6 @@ ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
 
 }  // namespace
 
-// The facts of a family's released original config that tensor shapes do not show: SD 2.x's text
-// encoder is OpenCLIP (exact GELU, not CLIP's quick_gelu); SDXL's VAE latents are scaled by 0.13025.
-// SD 1.x needs none: the models' defaults are SD 1.x's.
-json family_original_config(const std::string& family) {
-  if (family == "sd2") {
-    return json{{"model", {{"params", {{"cond_stage_config", {{"target", "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder"}}}}}}}};
-  }
-  if (family == "sdxl") return json{{"model", {{"params", {{"scale_factor", 0.13025}}}}}};
-  return nullptr;
-}
-
 ModelFiles load_model_files(const fs::path& path, at::ScalarType dtype) {
   std::error_code error;
   const auto status = fs::status(path, error);
@@ -309,10 +226,7 @@ ModelFiles load_model_files(const fs::path& path, at::ScalarType dtype) {
     if (!fs::is_regular_file(path / "model_index.json")) {
       throw Error(path.string() + ": not a diffusers model folder (no model_index.json)");
     }
-    auto model = load_diffusers(path, dtype);
-    // A folder without one runs as a single file would: on the released SD configs' schedule.
-    if (model.scheduler_config.is_null()) model.scheduler_config = single_file_scheduler_config(nullptr);
-    return model;
+    return load_diffusers(path, dtype);
   }
   return load_single_file(path, dtype);
 }

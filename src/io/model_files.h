@@ -10,6 +10,8 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "io/original_config.h"
+
 namespace diffuse::io {
 
 using TensorMap = std::map<std::string, at::Tensor>;
@@ -29,13 +31,14 @@ struct ModelFiles {
   ComponentWeights unet, vae, text_encoder;
   // SDXL's second text encoder (OpenCLIP bigG with a text projection); no tensors for SD 1.x/2.x.
   ComponentWeights text_encoder_2;
-  // scheduler/scheduler_config.json, or where there is none (single files, some folders) the one
-  // diffusers' from_single_file makes from the original config.
+  // scheduler/scheduler_config.json; null where there is none (single files, some folders): such a
+  // model samples on the released SD configs' schedule with what `original` says of it, as
+  // diffusers' from_single_file does.
   nlohmann::json scheduler_config;
-  // Single file: <stem>.json or ldm_config.json beside it; without one, the facts of its family's
-  // released config that shapes cannot show (SD 2.x: OpenCLIP's GELU; SDXL: VAE scale 0.13025);
-  // null for SD 1.x files and folders.
-  nlohmann::json original_config;
+  // Single file: what <stem>.json or ldm_config.json beside it says, and its family's released
+  // config where that says nothing (SD 2.x: OpenCLIP's GELU; SDXL: VAE scale 0.13025). Folders:
+  // empty (their configs say everything).
+  OriginalConfig original;
   // Diffusers: the tokenizer/ folder. Single file: a tokenizer/ folder beside it, else the folder
   // holding vocab.json + merges.txt beside it, else bpe_simple_vocab_16e6.txt.gz beside it.
   std::optional<std::filesystem::path> tokenizer;
@@ -48,7 +51,7 @@ struct ModelFiles {
   std::optional<std::filesystem::path> tokenizer_2;
   std::optional<std::string> pad_token_2;
   bool force_zeros_for_empty_prompt = false;
-  std::string family;  // "sd1" (CLIP ViT-L), "sd2" (OpenCLIP) or "sdxl" (both); detection only
+  LdmFamily family = LdmFamily::Sd1;  // by its text encoders: CLIP ViT-L, OpenCLIP, or both (SDXL)
   // Tensors in the files deliberately not loaded: buffers (position_ids), EMA copies, noise
   // schedules, VAE training losses, SD 2.x's unused last text layer.
   std::vector<std::string> ignored;
@@ -58,11 +61,6 @@ struct ModelFiles {
 // Floating-point tensors come as `dtype` (views of the memory-mapped file when it already holds
 // that type); integer tensors keep theirs. Throws diffuse::Error naming the path, file or tensor.
 ModelFiles load_model_files(const std::filesystem::path& path, at::ScalarType dtype = at::kFloat);
-
-// What a family's released original config says that tensor shapes do not ("sd2": an OpenCLIP text
-// encoder; "sdxl": latents scaled by 0.13025), as the original config a single file of that family
-// is read with when none lies beside it; null for "sd1", whose facts are the models' defaults.
-nlohmann::json family_original_config(const std::string& family);
 
 // One diffusers component folder on its own (config.json and its weights, as each of a model's is read).
 ComponentWeights load_component_folder(const std::filesystem::path& folder, at::ScalarType dtype);

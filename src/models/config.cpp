@@ -15,7 +15,7 @@ using nlohmann::json;
 
 // Every field is read through util's typed reader; its error gains the component's name.
 template <typename T>
-T value_or(const json& config, const char* key, T fallback, const char* component = "original config") {
+T value_or(const json& config, const char* key, T fallback, const char* component) {
   try {
     return json_field_or<T>(config, key, std::move(fallback));
   } catch (const InvalidParameter& e) {
@@ -159,58 +159,6 @@ bool has_prefix(const TensorMap& weights, const std::string& prefix) {
   return it != weights.end() && it->first.compare(0, prefix.size(), prefix) == 0;
 }
 
-const json& original_params(const json& original, const char* stage) {
-  static const json empty = json::object();
-  if (!original.is_object()) return empty;
-  const auto& model = original.contains("model") ? original.at("model") : original;
-  const auto& params = model.contains("params") ? model.at("params") : model;
-  if (!params.contains(stage)) return empty;
-  return params.at(stage);
-}
-
-// What a stage's "facts" say: our own addition to an LDM config, for what neither the shapes nor LDM's
-// parameters tell (pipeline/convert.cpp writes it).
-json stage_facts(const json& original, const char* stage) {
-  const auto& config = original_params(original, stage);
-  return config.contains("facts") ? config.at("facts") : json::object();
-}
-
-// The UNet's original parameters: LDM's unet_config or sgm's (SDXL's) network_config.
-json unet_params(const json& original) {
-  const auto& ldm = original_params(original, "unet_config");
-  const auto& unet = ldm.empty() ? original_params(original, "network_config") : ldm;
-  return unet.contains("params") ? unet.at("params") : json::object();
-}
-
-// sgm's conditioner: the list of embedders (text encoders, size embedders), or an empty list.
-json sgm_embedders(const json& original) {
-  const auto& conditioner = original_params(original, "conditioner_config");
-  if (conditioner.contains("params") && conditioner.at("params").contains("emb_models") &&
-      conditioner.at("params").at("emb_models").is_array()) {
-    return conditioner.at("params").at("emb_models");
-  }
-  return json::array();
-}
-
-std::string target_of(const json& stage) {
-  return stage.is_object() && stage.contains("target") && stage.at("target").is_string()
-             ? stage.at("target").get<std::string>()
-             : std::string();
-}
-
-// The description of one text encoder: LDM's cond_stage_config (SD 1.x/2.x), or in an sgm config
-// the text embedder of the encoder's kind: OpenCLIP (with a text projection) or CLIP.
-json text_encoder_stage(const json& original, bool projection) {
-  const auto& ldm = original_params(original, "cond_stage_config");
-  if (!ldm.empty()) return ldm;
-  for (const auto& embedder : sgm_embedders(original)) {
-    const auto target = target_of(embedder);
-    if (target.find("CLIPEmbedder") == std::string::npos) continue;
-    if ((target.find("OpenCLIP") != std::string::npos) == projection) return embedder;
-  }
-  return json::object();
-}
-
 }  // namespace
 
 TextEncoderConfig TextEncoderConfig::from_json(const json& config) {
@@ -237,7 +185,7 @@ TextEncoderConfig TextEncoderConfig::from_json(const json& config) {
   return c;
 }
 
-TextEncoderConfig TextEncoderConfig::infer(const TensorMap& weights, const json& original_config) {
+TextEncoderConfig TextEncoderConfig::infer(const TensorMap& weights, const TextEncoderHints& hints) {
   TextEncoderConfig c;
   const auto& tokens = require(weights, "text_model.embeddings.token_embedding.weight", "text encoder");
   c.vocab_size = static_cast<int>(tokens.size(0));
@@ -257,17 +205,17 @@ TextEncoderConfig TextEncoderConfig::infer(const TensorMap& weights, const json&
   }
   // CLIP ViT-L, OpenCLIP ViT-H and bigG all use 64-wide heads; small models must say so in a config.
   // OpenCLIP (SD 2.x, SDXL's second encoder) uses exact GELU, CLIP quick_gelu.
-  const auto stage = text_encoder_stage(original_config, c.projection_dim > 0);
-  const json facts = stage.contains("facts") ? stage.at("facts") : json::object();
-  const bool open_clip = target_of(stage).find("OpenCLIP") != std::string::npos || c.projection_dim > 0;
-  c.num_heads = value_or(facts, "num_attention_heads", value_or(facts, "heads", c.hidden_size / 64));
-  c.hidden_act = value_or(facts, "hidden_act",
-                          value_or(facts, "act", std::string(open_clip ? "gelu" : "quick_gelu")));
+  const bool open_clip = hints.open_clip || c.projection_dim > 0;
+  c.num_heads = hints.num_heads.value_or(c.hidden_size / 64);
+  c.hidden_act = hints.hidden_act.value_or(open_clip ? "gelu" : "quick_gelu");
+  if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu") {
+    throw Error("text encoder: unsupported activation '" + c.hidden_act + "'");
+  }
   // Both original encoders pool at the highest id (ids.argmax(-1)): transformers' legacy eos id 2,
-  // unless a config beside the file (one `diffuse convert` wrote) says the vocabulary's own ids.
-  c.eos_token_id = value_or(facts, "eos_token_id", 2);
-  c.bos_token_id = value_or(facts, "bos_token_id", c.bos_token_id);
-  c.pad_token_id = value_or(facts, "pad_token_id", c.pad_token_id);
+  // unless the hints (a config `diffuse convert` wrote beside the file) say the vocabulary's own ids.
+  c.eos_token_id = hints.eos_token_id.value_or(2);
+  c.bos_token_id = hints.bos_token_id.value_or(c.bos_token_id);
+  c.pad_token_id = hints.pad_token_id.value_or(c.pad_token_id);
   if (c.num_heads <= 0 || c.hidden_size % c.num_heads != 0) {
     throw Error("text encoder: cannot tell the attention heads of a hidden size " +
                 std::to_string(c.hidden_size) + " encoder; give an original config beside the file");
@@ -333,7 +281,7 @@ UNetConfig UNetConfig::from_json(const json& config) {
   return c;
 }
 
-UNetConfig UNetConfig::infer(const TensorMap& weights, const json& original_config) {
+UNetConfig UNetConfig::infer(const TensorMap& weights, const UNetHints& hints) {
   UNetConfig c;
   const auto& conv_in = require(weights, "conv_in.weight", "unet");
   c.in_channels = static_cast<int>(conv_in.size(1));
@@ -365,34 +313,27 @@ UNetConfig UNetConfig::infer(const TensorMap& weights, const json& original_conf
   if (levels > 0 && !c.cross_attention.back() && has_prefix(weights, "mid_block.attentions.0.transformer_blocks.")) {
     c.transformer_layers.back() = count_indexed(weights, "mid_block.attentions.0.transformer_blocks.");
   }
-  const json params = unet_params(original_config);
-  // LDM's UNet always normalises in 32 groups; a model of narrower channels says its own in the
-  // "facts" `diffuse convert` writes beside the file.
-  c.norm_num_groups = value_or(stage_facts(original_config, "unet_config"), "norm_num_groups", 32);
+  // LDM's UNet always normalises in 32 groups; a model of narrower channels says its own.
+  c.norm_num_groups = hints.norm_num_groups.value_or(32);
   // SDXL: add_embedding (sgm's label_emb) takes the pooled text embedding and the size embeddings.
   auto add_embedding = weights.find("add_embedding.linear_1.weight");
   if (add_embedding != weights.end()) {
     c.addition_embed_type = "text_time";
     c.projection_class_embeddings_input_dim = static_cast<int>(add_embedding->second.size(1));
-    const int adm_in_channels = value_or(params, "adm_in_channels", c.projection_class_embeddings_input_dim);
+    const int adm_in_channels = hints.added_conditioning_inputs.value_or(c.projection_class_embeddings_input_dim);
     if (adm_in_channels != c.projection_class_embeddings_input_dim) {
       throw Error("unet: tensor 'add_embedding.linear_1.weight' takes " +
                   std::to_string(c.projection_class_embeddings_input_dim) + " inputs, the original config's "
                   "adm_in_channels says " + std::to_string(adm_in_channels));
     }
-    // The size embedders' width (sgm ConcatTimestepEmbedderND outdim); SDXL's is 256.
-    c.addition_time_embed_dim = 256;
-    for (const auto& embedder : sgm_embedders(original_config)) {
-      if (target_of(embedder).find("ConcatTimestepEmbedderND") == std::string::npos) continue;
-      if (embedder.contains("params")) c.addition_time_embed_dim = value_or(embedder.at("params"), "outdim", 256);
-      break;
-    }
+    // The size embeddings' width; SDXL's is 256.
+    c.addition_time_embed_dim = hints.addition_time_embed_dim.value_or(256);
   }
-  // SDXL trained at 1024x1024 (128 latents), SD 1.x at 512x512; an LDM config says its own.
-  c.sample_size = value_or(params, "image_size", c.text_time() ? 128 : 64);
+  // SDXL trained at 1024x1024 (128 latents), SD 1.x at 512x512.
+  c.sample_size = hints.sample_size.value_or(c.text_time() ? 128 : 64);
   // Heads are invisible in the shapes: SD 1.x uses 8 heads, SD 2.x 64-wide heads.
-  const int fixed_heads = value_or(params, "num_heads", -1);
-  const int head_channels = value_or(params, "num_head_channels", c.use_linear_projection ? 64 : -1);
+  const int fixed_heads = hints.num_heads.value_or(-1);
+  const int head_channels = hints.head_channels.value_or(c.use_linear_projection ? 64 : -1);
   c.num_heads.clear();
   for (int channels : c.block_out_channels) {
     if (fixed_heads > 0 && head_channels <= 0) {
@@ -417,7 +358,7 @@ VaeConfig VaeConfig::from_json(const json& config) {
   return c;
 }
 
-VaeConfig VaeConfig::infer(const TensorMap& weights, const json& original_config) {
+VaeConfig VaeConfig::infer(const TensorMap& weights, const VaeHints& hints) {
   VaeConfig c;
   const auto& conv_in = require(weights, "encoder.conv_in.weight", "vae");
   c.in_channels = static_cast<int>(conv_in.size(1));
@@ -430,15 +371,9 @@ VaeConfig VaeConfig::infer(const TensorMap& weights, const json& original_config
     c.block_out_channels.push_back(static_cast<int>(
         require(weights, "encoder.down_blocks." + std::to_string(level) + ".resnets.0.conv1.weight", "vae").size(0)));
   }
-  const json model = original_config.is_object() && original_config.contains("model") ? original_config.at("model")
-                                                                                        : json::object();
-  const json params = model.contains("params") ? model.at("params") : json::object();
-  c.scaling_factor = value_or(params, "scale_factor", c.scaling_factor);
-  const json first = params.contains("first_stage_config") ? params.at("first_stage_config") : json::object();
-  const json dd = first.contains("params") && first.at("params").contains("ddconfig") ? first.at("params").at("ddconfig")
-                                                                                      : json::object();
-  c.sample_size = value_or(dd, "resolution", c.sample_size);
-  c.norm_num_groups = value_or(stage_facts(original_config, "first_stage_config"), "norm_num_groups", 32);
+  c.scaling_factor = hints.scaling_factor.value_or(c.scaling_factor);
+  c.sample_size = hints.sample_size.value_or(c.sample_size);
+  c.norm_num_groups = hints.norm_num_groups.value_or(32);
   return c;
 }
 

@@ -1,9 +1,11 @@
 #pragma once
 // Every size of every network lives here: SD 1.5 is one config among others, and the tiny
 // fixtures run the same code. Configs come from diffusers' config.json or, for single-file
-// checkpoints, from the tensor shapes (plus an original-style config for what shapes can't tell).
+// checkpoints, from the tensor shapes (plus hints for what shapes can't tell, which pipeline/ takes
+// from the file's original config: models/ knows no file layout).
 // The members' initialisers are the defaults (SD 1.5's); each config's fields are listed once, in
 // config.cpp, for both from_json and to_json.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,32 @@
 #include "util/tensor_map.h"
 
 namespace diffuse::models {
+
+// What a text encoder's tensor shapes cannot show; unset: the released models' values (64-wide
+// heads; CLIP's quick_gelu, OpenCLIP's exact GELU; transformers' legacy token ids).
+struct TextEncoderHints {
+  bool open_clip = false;
+  std::optional<int> num_heads;
+  std::optional<std::string> hidden_act;
+  std::optional<int> bos_token_id, eos_token_id, pad_token_id;
+};
+
+// What a UNet's tensor shapes cannot show; unset: SD 1.x's 8 heads (64-wide heads where the
+// transformers project linearly, as SD 2.x and SDXL), 32 norm groups, SDXL's 256-wide size embeddings.
+struct UNetHints {
+  std::optional<int> num_heads;      // at every level
+  std::optional<int> head_channels;  // or heads this wide at every level
+  std::optional<int> sample_size;
+  std::optional<int> added_conditioning_inputs;  // checked against add_embedding's shape
+  std::optional<int> addition_time_embed_dim;
+  std::optional<int> norm_num_groups;
+};
+
+struct VaeHints {
+  std::optional<double> scaling_factor;
+  std::optional<int> sample_size;
+  std::optional<int> norm_num_groups;
+};
 
 struct TextEncoderConfig {
   int vocab_size = 49408;
@@ -34,10 +62,8 @@ struct TextEncoderConfig {
   int pad_token_id = 1;
 
   static TextEncoderConfig from_json(const nlohmann::json& config);
-  // `original_config` is an ldm_config.json-style description (or null): it names the heads. For an
-  // sgm (SDXL) config, the embedder whose kind matches the weights (with a text projection: the
-  // OpenCLIP one) gives them.
-  static TextEncoderConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+  // From the tensor shapes (diffusers names); with a text projection it is OpenCLIP.
+  static TextEncoderConfig infer(const TensorMap& weights, const TextEncoderHints& hints = {});
   // The config.json transformers writes for this model; from_json reads it back to this config.
   nlohmann::json to_json() const;
 };
@@ -73,7 +99,7 @@ struct UNetConfig {
   bool text_time() const { return addition_embed_type == "text_time"; }
 
   static UNetConfig from_json(const nlohmann::json& config);
-  static UNetConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+  static UNetConfig infer(const TensorMap& weights, const UNetHints& hints = {});
   // The config.json diffusers writes for this model; from_json reads it back to this config.
   nlohmann::json to_json() const;
 };
@@ -92,7 +118,7 @@ struct VaeConfig {
   int downscale_factor() const { return 1 << (block_out_channels.size() - 1); }
 
   static VaeConfig from_json(const nlohmann::json& config);
-  static VaeConfig infer(const TensorMap& weights, const nlohmann::json& original_config);
+  static VaeConfig infer(const TensorMap& weights, const VaeHints& hints = {});
   nlohmann::json to_json() const;
 };
 

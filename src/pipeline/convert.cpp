@@ -12,6 +12,7 @@
 #include "io/safetensors_writer.h"
 #include "io/tensor_file.h"
 #include "models/config.h"
+#include "pipeline/component_configs.h"
 #include "text/clip_vocabulary.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -65,68 +66,61 @@ ConvertReport file_to_safetensors(const fs::path& in, const fs::path& out, const
 // prediction, the latent scale -- as an original (LDM) config for <stem>.json beside it, where the
 // defaults loading falls back on would differ from the folder's configs; null where they agree.
 json sidecar_config(const io::ModelFiles& files, std::vector<std::string>& notes) {
-  if (files.family == "sdxl") {
-    // An sgm config is not written: say so where the defaults would not give the folder's model.
-    try {
-      const bool same = models::TextEncoderConfig::infer(files.text_encoder.tensors, nullptr).num_heads ==
-                            models::TextEncoderConfig::from_json(files.text_encoder.config).num_heads &&
-                        models::UNetConfig::infer(files.unet.tensors, nullptr).num_heads ==
-                            models::UNetConfig::from_json(files.unet.config).num_heads;
-      if (same) return nullptr;
-    } catch (const Error&) {
-    }
-    notes.push_back("this SDXL model's attention heads are not SDXL's usual ones and not in the tensors' shapes: "
-                    "keep its sgm config (ldm_config.json or <name>.json) beside the file");
-    return nullptr;
-  }
-  const json family_defaults = io::family_original_config(files.family);
+  io::OriginalConfig family_defaults;
+  io::add_family_defaults(family_defaults, files.family);
   const auto unet = models::UNetConfig::from_json(files.unet.config);
   const auto text = models::TextEncoderConfig::from_json(files.text_encoder.config);
   const auto vae = models::VaeConfig::from_json(files.vae.config);
-  const bool v = files.scheduler_config.value("prediction_type", "epsilon") == "v_prediction";
+  const bool v = scheduler_config(files).prediction == sampling::Prediction::VPrediction;
   bool agrees = !v;
   try {
-    const auto inferred_unet = models::UNetConfig::infer(files.unet.tensors, family_defaults);
-    agrees = agrees && inferred_unet.to_json() == unet.to_json();
-    const auto inferred_text = models::TextEncoderConfig::infer(files.text_encoder.tensors, family_defaults);
-    agrees = agrees && inferred_text.to_json() == text.to_json();
-    agrees = agrees && models::VaeConfig::infer(files.vae.tensors, family_defaults).to_json() == vae.to_json();
+    agrees = agrees && models::UNetConfig::infer(files.unet.tensors, unet_hints(family_defaults)).to_json() ==
+                           unet.to_json();
+    agrees = agrees && models::TextEncoderConfig::infer(files.text_encoder.tensors,
+                                                        text_encoder_hints(family_defaults.text_encoder))
+                               .to_json() == text.to_json();
+    agrees = agrees && models::VaeConfig::infer(files.vae.tensors, vae_hints(family_defaults)).to_json() ==
+                           vae.to_json();
+    if (files.family == io::LdmFamily::Sdxl) {
+      agrees = agrees && models::TextEncoderConfig::infer(files.text_encoder_2.tensors,
+                                                          text_encoder_hints(family_defaults.text_encoder_2))
+                                 .to_json() == models::TextEncoderConfig::from_json(files.text_encoder_2.config).to_json();
+    }
   } catch (const Error&) {
     agrees = false;  // the shapes alone do not even say (an unusual head width)
   }
   if (agrees) return nullptr;
-  json unet_params = {{"image_size", unet.sample_size}};
+  if (files.family == io::LdmFamily::Sdxl) {
+    // An sgm config is not written: say so where the defaults would not give the folder's model.
+    notes.push_back("this SDXL model's attention heads, activation or sizes are not SDXL's usual ones and not in "
+                    "the tensors' shapes: keep its sgm config (ldm_config.json or <name>.json) beside the file");
+    return nullptr;
+  }
+  io::OriginalConfig original;
+  original.unet.image_size = unet.sample_size;
   const bool same_heads = std::all_of(unet.num_heads.begin(), unet.num_heads.end(), [&](int h) { return h == unet.num_heads[0]; });
   if (same_heads) {
-    unet_params["num_heads"] = unet.num_heads[0];
-    unet_params["num_head_channels"] = -1;
+    original.unet.num_heads = unet.num_heads[0];
   } else {
-    unet_params["num_head_channels"] = unet.block_out_channels[0] / unet.num_heads[0];
+    original.unet.num_head_channels = unet.block_out_channels[0] / unet.num_heads[0];
   }
-  json params = {
-      {"scale_factor", vae.scaling_factor},
-      {"unet_config", {{"params", unet_params}, {"facts", {{"norm_num_groups", unet.norm_num_groups}}}}},
-      {"first_stage_config",
-       {{"params", {{"ddconfig", {{"resolution", vae.sample_size}}}}},
-        {"facts", {{"norm_num_groups", vae.norm_num_groups}}}}},
-      {"cond_stage_config",
-       {{"target", files.family == "sd2" ? "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder"
-                                         : "ldm.modules.encoders.modules.FrozenCLIPEmbedder"},
-        {"facts",
-         {{"num_attention_heads", text.num_heads},
-          {"hidden_act", text.hidden_act},
-          {"bos_token_id", text.bos_token_id},
-          {"eos_token_id", text.eos_token_id},
-          {"pad_token_id", text.pad_token_id}}}}},
-  };
-  if (v) params["parameterization"] = "v";
-  return json{{"model", {{"target", "ldm.models.diffusion.ddpm.LatentDiffusion"}, {"params", params}}}};
+  original.unet.norm_num_groups = unet.norm_num_groups;
+  original.vae.scale_factor = vae.scaling_factor;
+  original.vae.resolution = vae.sample_size;
+  original.vae.norm_num_groups = vae.norm_num_groups;
+  original.text_encoder.num_heads = text.num_heads;
+  original.text_encoder.activation = text.hidden_act;
+  original.text_encoder.bos_token_id = text.bos_token_id;
+  original.text_encoder.eos_token_id = text.eos_token_id;
+  original.text_encoder.pad_token_id = text.pad_token_id;
+  original.v_prediction = v;
+  return io::original_config_json(original, files.family);
 }
 
 ConvertReport folder_to_single_file(const fs::path& in, const fs::path& out, const ConvertOptions& options) {
   const auto files = io::load_model_files(in, io::loading_dtype(in, at::kFloat));
   TensorMap tensors;
-  if (files.family == "sdxl") {
+  if (files.family == io::LdmFamily::Sdxl) {
     tensors = io::export_ldm_checkpoint(in_type(files.unet.tensors, options), in_type(files.vae.tensors, options),
                                         in_type(files.text_encoder.tensors, options),
                                         in_type(files.text_encoder_2.tensors, options));
@@ -134,10 +128,11 @@ ConvertReport folder_to_single_file(const fs::path& in, const fs::path& out, con
     tensors = io::export_ldm_checkpoint(
         in_type(files.unet.tensors, options), in_type(files.vae.tensors, options),
         in_type(files.text_encoder.tensors, options),
-        files.family == "sd2" ? io::TextEncoderLayout::OpenClip : io::TextEncoderLayout::Clip);
+        files.family == io::LdmFamily::Sd2 ? io::TextEncoderLayout::OpenClip : io::TextEncoderLayout::Clip);
   }
   ConvertReport report;
-  report.kind = "diffusers folder -> single file (" + files.family + ", original names)";
+  report.kind = std::string("diffusers folder -> single file (") + io::ldm_family_name(files.family) +
+                ", original names)";
   report.tensors = tensors.size();
   io::write_safetensors(out, tensors, {{"format", "pt"}, {"converted_from", in.filename().string()}});
   if (const json sidecar = sidecar_config(files, report.notes); !sidecar.is_null()) {
@@ -196,28 +191,26 @@ bool write_tokenizer(const std::optional<fs::path>& source, const std::optional<
 ConvertReport single_file_to_folder(const fs::path& in, const fs::path& out, const ConvertOptions& options) {
   const auto files = io::load_model_files(in, io::loading_dtype(in, at::kFloat));
   ConvertReport report;
-  report.kind = "single file -> diffusers folder (" + files.family + ")";
+  report.kind = std::string("single file -> diffusers folder (") + io::ldm_family_name(files.family) + ")";
   // Written beside `out` under a hidden name and renamed at the end: never half a folder at `out`.
   const fs::path parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
   const fs::path staging = parent / ("." + out.filename().string() + ".partial");
   std::error_code ignored;
   fs::remove_all(staging, ignored);
   try {
-    const bool xl = files.family == "sdxl";
+    const bool xl = files.family == io::LdmFamily::Sdxl;
     io::DiffusersPipelineFiles folder;
-    folder.unet = {models::UNetConfig::infer(files.unet.tensors, files.original_config).to_json(),
-                   in_type(files.unet.tensors, options)};
-    folder.vae = {models::VaeConfig::infer(files.vae.tensors, files.original_config).to_json(),
-                  in_type(files.vae.tensors, options)};
-    folder.text_encoder = {models::TextEncoderConfig::infer(files.text_encoder.tensors, files.original_config).to_json(),
+    folder.unet = {unet_config(files.unet, files.original).to_json(), in_type(files.unet.tensors, options)};
+    folder.vae = {vae_config(files.vae, files.original).to_json(), in_type(files.vae.tensors, options)};
+    folder.text_encoder = {text_encoder_config(files.text_encoder, files.original.text_encoder).to_json(),
                            in_type(files.text_encoder.tensors, options)};
     if (xl) {
-      folder.text_encoder_2 = io::DiffusersComponent{
-          models::TextEncoderConfig::infer(files.text_encoder_2.tensors, files.original_config).to_json(),
-          in_type(files.text_encoder_2.tensors, options)};
+      folder.text_encoder_2 =
+          io::DiffusersComponent{text_encoder_config(files.text_encoder_2, files.original.text_encoder_2).to_json(),
+                                 in_type(files.text_encoder_2.tensors, options)};
       folder.force_zeros_for_empty_prompt = files.force_zeros_for_empty_prompt;
     }
-    folder.scheduler = files.scheduler_config;
+    folder.scheduler = scheduler_config(files).to_json();
     io::write_diffusers_pipeline(staging, folder);
     report.tensors = folder.unet.tensors.size() + folder.vae.tensors.size() + folder.text_encoder.tensors.size() +
                      (xl ? folder.text_encoder_2->tensors.size() : 0);

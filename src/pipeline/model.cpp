@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "io/model_files.h"
+#include "pipeline/component_configs.h"
 #include "io/safetensors.h"
 #include "io/taesd_files.h"
 #include "models/conv.h"
@@ -53,10 +54,8 @@ void release_pages(const at::Tensor& tensor) {
 
 // Parameters are created directly in `dtype` (no fp32 copy of a bf16 model, even transiently).
 template <typename Module, typename Config>
-Module build(const io::ComponentWeights& weights, const json& original_config, at::ScalarType dtype,
+Module build(const io::ComponentWeights& weights, const Config& config, at::ScalarType dtype,
              const std::set<std::string>& optional = {}) {
-  const auto config = weights.config.is_null() ? Config::infer(weights.tensors, original_config)
-                                               : Config::from_json(weights.config);
   const auto previous_default = c10::get_default_dtype();
   c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
   Module module(nullptr);
@@ -119,10 +118,10 @@ models::TinyAutoencoder load_taesd(const fs::path& path, at::ScalarType dtype, i
 // SD 1.x/2.x text encoders run fp32 in either precision: once per prompt, and their output conditions
 // every step. SDXL's pair is as large as a third of its UNet, so it runs in the UNet's type
 // (LoadOptions::dtype).
-models::ClipTextModel build_text_encoder(const io::ComponentWeights& weights, const json& original_config,
-                                         at::ScalarType dtype) {
-  auto encoder = build<models::ClipTextModel, models::TextEncoderConfig>(
-      weights, original_config, dtype, models::ClipTextModelImpl::optional_tensors());
+models::ClipTextModel build_text_encoder(const io::ComponentWeights& weights,
+                                         const io::OriginalConfig::TextEncoder& original, at::ScalarType dtype) {
+  auto encoder = build<models::ClipTextModel>(weights, text_encoder_config(weights, original), dtype,
+                                              models::ClipTextModelImpl::optional_tensors());
   pack_for_inference(*encoder, false);
   return encoder;
 }
@@ -172,22 +171,19 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   // --low-memory with a single file: the text encoder is loaded when a prompt needs it, and freed
   // after, so it never sits beside the UNet's loading.
   if (!options.low_memory || fs::is_directory(path)) model.load_text_encoders(files);
-  const auto text_config = [&](const io::ComponentWeights& weights) {
-    return weights.config.is_null() ? models::TextEncoderConfig::infer(weights.tensors, files.original_config)
-                                    : models::TextEncoderConfig::from_json(weights.config);
-  };
-  const auto first_config = text_config(files.text_encoder);
+  const auto first_config = text_encoder_config(files.text_encoder, files.original.text_encoder);
   model.text_config_layers_ = first_config.num_layers;
   model.text_hidden_size_ = first_config.hidden_size;
-  if (!files.text_encoder_2.tensors.empty()) model.text_hidden_size_2_ = text_config(files.text_encoder_2).hidden_size;
+  if (!files.text_encoder_2.tensors.empty()) {
+    model.text_hidden_size_2_ = text_encoder_config(files.text_encoder_2, files.original.text_encoder_2).hidden_size;
+  }
   files.text_encoder.tensors.clear();
   files.text_encoder_2.tensors.clear();
   loading.report(1);
-  model.unet =
-      build<models::UNet2DConditionModel, models::UNetConfig>(files.unet, files.original_config, options.dtype);
+  model.unet = build<models::UNet2DConditionModel>(files.unet, unet_config(files.unet, files.original), options.dtype);
   files.unet.tensors.clear();
   loading.report(2);
-  model.vae = build<models::AutoencoderKL, models::VaeConfig>(files.vae, files.original_config, options.dtype);
+  model.vae = build<models::AutoencoderKL>(files.vae, vae_config(files.vae, files.original), options.dtype);
   pack_for_inference(*model.unet, true);
   pack_for_inference(*model.vae, false);
   files.vae.tensors.clear();
@@ -197,7 +193,7 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
   if (options.scheduler_config) {
     model.scheduler = sampling::SchedulerConfig::from_json(read_json_file(*options.scheduler_config));
   } else {
-    model.scheduler = sampling::SchedulerConfig::from_json(files.scheduler_config);
+    model.scheduler = scheduler_config(files);
   }
   return model;
 }
@@ -205,8 +201,8 @@ StableDiffusionModel StableDiffusionModel::load(const fs::path& path, const Load
 void StableDiffusionModel::load_text_encoders(io::ModelFiles& files) {
   const bool sdxl = !files.text_encoder_2.tensors.empty();
   const auto dtype = sdxl ? options_.dtype : at::kFloat;
-  text_encoder = build_text_encoder(files.text_encoder, files.original_config, dtype);
-  if (sdxl) text_encoder_2 = build_text_encoder(files.text_encoder_2, files.original_config, dtype);
+  text_encoder = build_text_encoder(files.text_encoder, files.original.text_encoder, dtype);
+  if (sdxl) text_encoder_2 = build_text_encoder(files.text_encoder_2, files.original.text_encoder_2, dtype);
 }
 
 PromptConditioning StableDiffusionModel::zeros_like(const PromptConditioning& like) {

@@ -1,4 +1,5 @@
 #include "io/ldm_layout.h"
+#include "io/original_config.h"
 
 #include <gtest/gtest.h>
 
@@ -54,7 +55,7 @@ std::vector<std::string> three_level_unet() {
 }
 
 TEST(LdmLayout, UnetStructureComesFromTheKeys) {
-  const auto plan = plan_ldm_conversion(with_other_components(three_level_unet()), nullptr, "test.safetensors");
+  const auto plan = plan_ldm_conversion(with_other_components(three_level_unet()), "penultimate", "test.safetensors");
   const auto map = targets(plan);
   const std::map<std::string, std::string> expected = {
       {"time_embed.0.weight", "time_embedding.linear_1.weight"},
@@ -86,7 +87,7 @@ TEST(LdmLayout, UnetStructureComesFromTheKeys) {
   EXPECT_EQ(map.at("first_stage_model.encoder.mid.attn_1.proj_out.weight"), "encoder.mid_block.attentions.0.to_out.0.weight");
   EXPECT_EQ(map.at("first_stage_model.encoder.mid.attn_1.norm.weight"), "encoder.mid_block.attentions.0.group_norm.weight");
   EXPECT_EQ(map.at("cond_stage_model.transformer.text_model.final_layer_norm.weight"), "text_model.final_layer_norm.weight");
-  EXPECT_EQ(plan.family, "sd1");
+  EXPECT_EQ(plan.family, LdmFamily::Sd1);
   EXPECT_EQ(plan.ignored, (std::vector<std::string>{"first_stage_model.loss.logvar", "model_ema.decay"}));
   for (const auto& rename : plan.renames) {
     const bool conv_attention = rename.source == "first_stage_model.encoder.mid.attn_1.proj_out.weight";
@@ -103,8 +104,8 @@ TEST(LdmLayout, OpenClipSplitsFusedAttentionAndDropsTheLastLayer) {
                           "transformer.resblocks.1.ln_2.weight"}) {
     keys.push_back(std::string("cond_stage_model.model.") + key);
   }
-  const auto plan = plan_ldm_conversion(keys, nullptr, "sd2.safetensors");
-  EXPECT_EQ(plan.family, "sd2");
+  const auto plan = plan_ldm_conversion(keys, "penultimate", "sd2.safetensors");
+  EXPECT_EQ(plan.family, LdmFamily::Sd2);
   std::vector<std::pair<std::string, int>> chunks;
   for (const auto& rename : plan.renames) {
     if (rename.transform == Transform::ChunkOf3) chunks.emplace_back(rename.target, rename.chunk);
@@ -120,7 +121,7 @@ TEST(LdmLayout, OpenClipSplitsFusedAttentionAndDropsTheLastLayer) {
 
   // A config that conditions on the last layer keeps it.
   const nlohmann::json last = {{"model", {{"params", {{"cond_stage_config", {{"params", {{"layer", "last"}}}}}}}}}};
-  EXPECT_EQ(targets(plan_ldm_conversion(keys, last, "sd2.safetensors"))
+  EXPECT_EQ(targets(plan_ldm_conversion(keys, read_original_config(last).open_clip_layer, "sd2.safetensors"))
                 .at("cond_stage_model.model.transformer.resblocks.1.ln_2.weight"),
             "text_model.encoder.layers.1.layer_norm2.weight");
 }
@@ -133,7 +134,7 @@ TEST(LdmLayout, ClipNamesWithoutTheTextModelLevelLoadToo) {
                           "encoder.layers.0.mlp.fc1.weight", "text_model.final_layer_norm.bias"}) {
     keys.push_back(std::string("cond_stage_model.transformer.") + key);
   }
-  const auto plan = plan_ldm_conversion(keys, nullptr, "old.safetensors");
+  const auto plan = plan_ldm_conversion(keys, "penultimate", "old.safetensors");
   const auto map = targets(plan);
   EXPECT_EQ(map.at("cond_stage_model.transformer.embeddings.token_embedding.weight"),
             "text_model.embeddings.token_embedding.weight");
@@ -143,7 +144,7 @@ TEST(LdmLayout, ClipNamesWithoutTheTextModelLevelLoadToo) {
 
   keys.push_back("cond_stage_model.transformer.text_model.encoder.layers.0.mlp.fc1.weight");
   try {
-    plan_ldm_conversion(keys, nullptr, "both.safetensors");
+    plan_ldm_conversion(keys, "penultimate", "both.safetensors");
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
@@ -169,10 +170,8 @@ std::vector<std::string> sdxl_keys() {
 
 TEST(LdmLayout, SdxlConditionerHoldsTwoTextEncoders) {
   // Even a config that says "penultimate" (as sgm's does for embedders.1) drops no SDXL layer.
-  const nlohmann::json penultimate = {
-      {"model", {{"params", {{"cond_stage_config", {{"params", {{"layer", "penultimate"}}}}}}}}}};
-  const auto plan = plan_ldm_conversion(sdxl_keys(), penultimate, "sdxl.safetensors");
-  EXPECT_EQ(plan.family, "sdxl");
+  const auto plan = plan_ldm_conversion(sdxl_keys(), "penultimate", "sdxl.safetensors");
+  EXPECT_EQ(plan.family, LdmFamily::Sdxl);
   EXPECT_EQ(plan.ignored,
             (std::vector<std::string>{"conditioner.embedders.0.transformer.text_model.embeddings.position_ids",
                                       "conditioner.embedders.1.model.logit_scale"}));
@@ -203,7 +202,7 @@ TEST(LdmLayout, SdxlConditionerHoldsTwoTextEncoders) {
 
 std::string plan_error(const std::vector<std::string>& keys) {
   try {
-    plan_ldm_conversion(keys, nullptr, "broken.safetensors");
+    plan_ldm_conversion(keys, "penultimate", "broken.safetensors");
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("broken.safetensors"), std::string::npos) << e.what();
     return e.what();

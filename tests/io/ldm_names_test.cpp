@@ -104,7 +104,7 @@ void expect_tiny_structure(const LdmStructure& structure) {
 // file's names and through the one built from the diffusers folder's names; the diffusers names
 // reached are exactly the folder's. Returns the keys the table knows but does not load.
 std::vector<std::string> check_round_trip(const FixtureModel& model) {
-  const LdmStructure from_file = structure_of_original(names_of(model.original), nullptr, model.single_file);
+  const LdmStructure from_file = structure_of_original(names_of(model.original), "penultimate", model.single_file);
   const LdmStructure from_folder = model.folder_structure();
   expect_tiny_structure(from_file);
   expect_tiny_structure(from_folder);
@@ -150,7 +150,7 @@ std::vector<std::string> check_round_trip(const FixtureModel& model) {
 }
 
 void expect_translations(const FixtureModel& model, const std::vector<std::tuple<std::string, Component, std::string>>& pairs) {
-  const LdmNameTable table = ldm_name_table(structure_of_original(names_of(model.original), nullptr, "fixture"));
+  const LdmNameTable table = ldm_name_table(structure_of_original(names_of(model.original), "penultimate", "fixture"));
   for (const auto& [original, component, diffusers] : pairs) {
     const auto matches = table.to_diffusers(original);
     ASSERT_FALSE(matches.empty()) << original;
@@ -207,7 +207,7 @@ TEST(LdmNames, Sd2SingleFileRoundTripsThroughTheDiffusersNames) {
        "text_model.encoder.layers.4.mlp.fc2.weight"},
   });
 
-  const LdmNameTable table = ldm_name_table(structure_of_original(names_of(model.original), nullptr, "fixture"));
+  const LdmNameTable table = ldm_name_table(structure_of_original(names_of(model.original), "penultimate", "fixture"));
   std::vector<std::pair<std::string, int>> chunks;
   for (const auto& match : table.to_diffusers("cond_stage_model.model.transformer.resblocks.3.attn.in_proj_bias")) {
     EXPECT_EQ(match.pair->transform, Transform::ChunkOf3);
@@ -254,7 +254,7 @@ TEST(LdmNames, SdxlSingleFileRoundTripsThroughTheDiffusersNames) {
       {"conditioner.embedders.1.model.text_projection", Component::TextEncoder2, "text_projection.weight"},
   });
 
-  const LdmStructure structure = structure_of_original(names_of(model.original), nullptr, "fixture");
+  const LdmStructure structure = structure_of_original(names_of(model.original), "penultimate", "fixture");
   EXPECT_EQ(structure.text_encoder.prefix, "conditioner.embedders.0.transformer.");
   ASSERT_TRUE(structure.text_encoder_2.has_value());
   EXPECT_EQ(structure.text_encoder_2->layout, TextEncoderLayout::OpenClip);
@@ -292,7 +292,7 @@ TEST(LdmNames, SdxlSingleFileRoundTripsThroughTheDiffusersNames) {
 
 TEST(LdmNames, Sd2OpenClipHasNoProjectionAndNoSecondEncoder) {
   const FixtureModel model("tiny-sd2v", LdmFamily::Sd2);
-  const LdmNameTable table = ldm_name_table(structure_of_original(names_of(model.original), nullptr, "fixture"));
+  const LdmNameTable table = ldm_name_table(structure_of_original(names_of(model.original), "penultimate", "fixture"));
   const auto projection = table.to_diffusers("cond_stage_model.model.text_projection");
   ASSERT_EQ(projection.size(), 1u);
   EXPECT_TRUE(projection.front().pair->skipped);
@@ -335,8 +335,8 @@ TEST(LdmExport, TinySd2FusesQkvAndRepeatsTheLastLayerAsTheUnusedOne) {
   EXPECT_EQ(exported.at(last + "attn.in_proj_weight").sizes(), (std::vector<int64_t>{96, 32}));
 
   // Loading the export gives back the very layers exported.
-  const auto plan = plan_ldm_conversion(names_of(exported), nullptr, "exported");
-  EXPECT_EQ(plan.family, "sd2");
+  const auto plan = plan_ldm_conversion(names_of(exported), "penultimate", "exported");
+  EXPECT_EQ(plan.family, LdmFamily::Sd2);
   EXPECT_EQ(plan.ignored.size(), 12u);
   for (const auto& key : plan.ignored) EXPECT_EQ(key.rfind(unused, 0), 0u) << key;
 }
@@ -369,8 +369,8 @@ TEST(LdmExport, TinySdxlExportsToTheReleasedSingleFileBitForBit) {
 
   // Loading the export gives back every exported tensor under its diffusers name.
   const auto keys = names_of(exported);
-  const auto plan = plan_ldm_conversion(keys, nullptr, "exported");
-  EXPECT_EQ(plan.family, "sdxl");
+  const auto plan = plan_ldm_conversion(keys, "penultimate", "exported");
+  EXPECT_EQ(plan.family, LdmFamily::Sdxl);
   EXPECT_TRUE(plan.ignored.empty());
   std::map<Component, std::set<std::string>> targets;
   for (const auto& rename : plan.renames) {
@@ -419,8 +419,8 @@ TEST(LdmExport, LoaderPlanMapsEveryExportedNameBackToItsDiffusersName) {
   const FixtureModel model("tiny-sd1", LdmFamily::Sd1);
   const auto exported = export_ldm_checkpoint(model.unet, model.vae, model.text_encoder);
   const auto keys = names_of(exported);
-  const auto plan = plan_ldm_conversion(keys, nullptr, "exported");
-  EXPECT_EQ(plan.family, "sd1");
+  const auto plan = plan_ldm_conversion(keys, "penultimate", "exported");
+  EXPECT_EQ(plan.family, LdmFamily::Sd1);
   EXPECT_TRUE(plan.ignored.empty());
   ASSERT_EQ(plan.renames.size(), keys.size());
   for (const auto& rename : plan.renames) {

@@ -10,6 +10,7 @@
 
 #include "support/fixtures.h"
 #include "util/error.h"
+#include "util/json.h"
 
 namespace diffuse::io {
 namespace {
@@ -66,8 +67,8 @@ TEST_F(ModelFilesTest, Sd1SingleFileMatchesDiffusersFolder) {
   const auto diffusers = load_model_files(root / "diffusers", at::kHalf);
   EXPECT_EQ(single.layout, ModelFiles::Layout::SingleFile);
   EXPECT_EQ(diffusers.layout, ModelFiles::Layout::Diffusers);
-  EXPECT_EQ(single.family, "sd1");
-  EXPECT_EQ(diffusers.family, "sd1");
+  EXPECT_EQ(single.family, LdmFamily::Sd1);
+  EXPECT_EQ(diffusers.family, LdmFamily::Sd1);
   expect_same_weights(single.unet, diffusers.unet, "unet");
   expect_same_weights(single.vae, diffusers.vae, "vae");
   expect_same_weights(single.text_encoder, diffusers.text_encoder, "text_encoder");
@@ -80,8 +81,8 @@ TEST_F(ModelFilesTest, Sd2SingleFileMatchesDiffusersFolder) {
   const fs::path root = test::fixtures_dir() / "tiny-sd2v";
   const auto single = load_model_files(root / "tiny-sd2v.safetensors", at::kHalf);
   const auto diffusers = load_model_files(root / "diffusers", at::kHalf);
-  EXPECT_EQ(single.family, "sd2");
-  EXPECT_EQ(diffusers.family, "sd2");
+  EXPECT_EQ(single.family, LdmFamily::Sd2);
+  EXPECT_EQ(diffusers.family, LdmFamily::Sd2);
   expect_same_weights(single.unet, diffusers.unet, "unet");
   expect_same_weights(single.vae, diffusers.vae, "vae");
   expect_same_weights(single.text_encoder, diffusers.text_encoder, "text_encoder");
@@ -126,17 +127,18 @@ TEST_F(ModelFilesTest, ReadsConfigsBesideTheWeights) {
   EXPECT_EQ(diffusers.unet.config.at("block_out_channels"), nlohmann::json({32, 64}));
   EXPECT_EQ(diffusers.text_encoder.config.at("hidden_act"), "quick_gelu");
   EXPECT_TRUE(diffusers.scheduler_config.is_object());
-  EXPECT_TRUE(diffusers.original_config.is_null());
+  EXPECT_FALSE(diffusers.original.vae.scale_factor.has_value());
   EXPECT_EQ(diffusers.tokenizer, root / "diffusers" / "tokenizer");
   EXPECT_NE(diffusers.unet.source.find("diffusion_pytorch_model.safetensors"), std::string::npos);
 
   const auto single = load_model_files(root / "tiny-sd1.safetensors");
   EXPECT_TRUE(single.unet.config.is_null());
-  // from_single_file's scheduler config, from the original config's betas (ldm_config.json).
-  EXPECT_EQ(single.scheduler_config.at("beta_start"),
-            single.original_config.at("model").at("params").at("linear_start"));
-  EXPECT_EQ(single.scheduler_config.at("clip_sample"), false);
-  EXPECT_EQ(single.original_config.at("model").at("params").at("scale_factor"), 0.18215);
+  // The original config beside it (ldm_config.json), read into its facts.
+  const auto ldm_config = read_json_file(root / "ldm_config.json").at("model").at("params");
+  EXPECT_TRUE(single.scheduler_config.is_null());
+  EXPECT_EQ(single.original.beta_start, ldm_config.at("linear_start").get<double>());
+  EXPECT_EQ(single.original.beta_end, ldm_config.at("linear_end").get<double>());
+  EXPECT_EQ(single.original.vae.scale_factor, 0.18215);
   EXPECT_FALSE(single.tokenizer.has_value());
   EXPECT_EQ(single.vae.source, (root / "tiny-sd1.safetensors").string());
 }
@@ -152,13 +154,15 @@ TEST_F(ModelFilesTest, FindsTokenizerBesideASingleFile) {
   fs::create_directory(dir_ / "tokenizer");
   EXPECT_EQ(load_model_files(checkpoint).tokenizer, dir_ / "tokenizer");
   // "<stem>.json" beside it is the original config only when it looks like one.
-  std::ofstream(dir_ / "model.json") << R"({"description": "notes"})";
-  EXPECT_TRUE(load_model_files(checkpoint).original_config.is_null());
-  std::ofstream(dir_ / "model.json") << R"({"model": {"params": {}}})";
-  EXPECT_TRUE(load_model_files(checkpoint).original_config.contains("model"));
+  std::ofstream(dir_ / "model.json") << R"({"description": "notes", "scale_factor": 0.5})";
+  EXPECT_FALSE(load_model_files(checkpoint).original.vae.scale_factor.has_value());
+  std::ofstream(dir_ / "model.json") << R"({"model": {"params": {"scale_factor": 0.5}}})";
+  EXPECT_EQ(load_model_files(checkpoint).original.vae.scale_factor, 0.5);
+  std::ofstream(dir_ / "model.json") << R"({"model": {"params": {"scale_factor": "big"}}})";
+  EXPECT_NE(load_error(checkpoint, "scale_factor").find("original config"), std::string::npos);
   // Nested past the depth guard: copying or walking a million levels would overflow the stack.
   std::ofstream(dir_ / "model.json") << R"({"model": )" << std::string(1000000, '[') << std::string(1000000, ']') << "}";
-  EXPECT_TRUE(load_model_files(checkpoint).original_config.is_null());
+  EXPECT_FALSE(load_model_files(checkpoint).original.vae.scale_factor.has_value());
 }
 
 TEST_F(ModelFilesTest, ErrorsNameThePath) {
@@ -209,11 +213,12 @@ TEST_F(ModelFilesTest, FolderConfigsMayHoldInfinity) {
 TEST_F(ModelFilesTest, SingleFilesComeWithTheirFamilysDefaults) {
   const auto sd1 = load_model_files(test::fixtures_dir() / "tiny-sd1" / "tiny-sd1.safetensors");
   EXPECT_EQ(sd1.pad_token, "<|endoftext|>");
-  EXPECT_EQ(sd1.scheduler_config.at("prediction_type"), "epsilon");
-  EXPECT_EQ(sd1.scheduler_config.at("beta_schedule"), "scaled_linear");
+  EXPECT_EQ(sd1.family, LdmFamily::Sd1);
+  EXPECT_FALSE(sd1.original.v_prediction);
+  EXPECT_FALSE(sd1.original.text_encoder.open_clip);
   const auto sd2 = load_model_files(test::fixtures_dir() / "tiny-sd2v" / "tiny-sd2v.safetensors");
   EXPECT_EQ(sd2.pad_token, "!");
-  EXPECT_EQ(sd2.scheduler_config.at("prediction_type"), "v_prediction");  // ldm_config.json: parameterization v
+  EXPECT_TRUE(sd2.original.v_prediction);  // ldm_config.json: parameterization v
 }
 
 // A released SD 2.x or SDXL file alone: the family's facts that shapes cannot show still hold.
@@ -223,10 +228,11 @@ TEST_F(ModelFilesTest, FilesWithoutAConfigGetTheirFamilysFacts) {
     fs::create_symlink(test::fixtures_dir() / model / (std::string(model) + ".safetensors"), checkpoint);
   }
   const auto sd2 = load_model_files(dir_ / "tiny-sd2v.safetensors");
-  EXPECT_EQ(sd2.original_config.at("model").at("params").at("cond_stage_config").at("target"),
-            "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder");
+  EXPECT_TRUE(sd2.original.text_encoder.open_clip);
+  EXPECT_FALSE(sd2.original.v_prediction);  // without its config, nothing says v
   const auto sdxl = load_model_files(dir_ / "tiny-sdxl.safetensors");
-  EXPECT_EQ(sdxl.original_config.at("model").at("params").at("scale_factor"), 0.13025);
+  EXPECT_EQ(sdxl.original.vae.scale_factor, 0.13025);
+  EXPECT_TRUE(sdxl.original.text_encoder_2.open_clip);
 }
 
 TEST_F(ModelFilesTest, ShardedDiffusersComponent) {

@@ -73,7 +73,7 @@ TEST(LcmUNet, EvaluationWithTimestepCondMatchesDiffusers) {
   ASSERT_EQ(weights.at("time_embedding.cond_proj.weight").sizes(), (std::vector<int64_t>{32, 256}));
   load_weights(*unet, weights, {"unet", {}, {}});
   unet->eval();
-  EXPECT_EQ(UNetConfig::infer(weights, nullptr).time_cond_proj_dim, 256);
+  EXPECT_EQ(UNetConfig::infer(weights).time_cond_proj_dim, 256);
 
   const auto evaluations = manifest().at("lcm_unet");
   ASSERT_FALSE(evaluations.empty());

@@ -71,7 +71,7 @@ class Sdxl : public ::testing::Test {
 
 TEST_F(Sdxl, FolderHasBothTextEncoders) {
   const auto& files = sdxl_files();
-  EXPECT_EQ(files.family, "sdxl");
+  EXPECT_EQ(files.family, io::LdmFamily::Sdxl);
   ASSERT_FALSE(files.text_encoder_2.tensors.empty());
   EXPECT_EQ(files.text_encoder_2.tensors.count("text_projection.weight"), 1u);
 }
@@ -88,12 +88,14 @@ TEST_F(Sdxl, TextEncoderConfigs) {
   EXPECT_EQ(te2.num_layers, 5);
 }
 
-// Single files reach infer() with diffusers-named tensors and the sgm config beside them.
+// Single files reach infer() with diffusers-named tensors and hints for what shapes cannot show (the
+// tiny encoders' 8-wide heads; pipeline/component_configs.h takes them from the sgm config).
 TEST_F(Sdxl, TextEncoderConfigsInferredFromShapes) {
-  const auto original = read_json(sdxl_dir() / "ldm_config.json");
   for (const auto* component : {&sdxl_files().text_encoder, &sdxl_files().text_encoder_2}) {
     const auto expected = TextEncoderConfig::from_json(component->config);
-    const auto inferred = TextEncoderConfig::infer(component->tensors, original);
+    TextEncoderHints hints;
+    hints.num_heads = expected.num_heads;
+    const auto inferred = TextEncoderConfig::infer(component->tensors, hints);
     EXPECT_EQ(inferred.vocab_size, expected.vocab_size);
     EXPECT_EQ(inferred.hidden_size, expected.hidden_size);
     EXPECT_EQ(inferred.intermediate_size, expected.intermediate_size);
@@ -104,15 +106,18 @@ TEST_F(Sdxl, TextEncoderConfigsInferredFromShapes) {
     EXPECT_EQ(inferred.projection_dim, expected.projection_dim);
     EXPECT_EQ(inferred.eos_token_id, expected.eos_token_id);
   }
-  // Where the facts do not name the activation: OpenCLIP's exact GELU, CLIP's quick_gelu.
-  auto without_act = original;
-  for (auto& embedder : without_act["model"]["params"]["conditioner_config"]["params"]["emb_models"]) {
-    if (embedder.contains("facts")) embedder["facts"].erase("act");
-  }
-  EXPECT_EQ(TextEncoderConfig::infer(sdxl_files().text_encoder.tensors, without_act).hidden_act, "quick_gelu");
-  EXPECT_EQ(TextEncoderConfig::infer(sdxl_files().text_encoder_2.tensors, without_act).hidden_act, "gelu");
-  // Without any facts a 32-wide encoder's heads cannot be told (full-size ones: 64-wide heads).
-  EXPECT_THROW(TextEncoderConfig::infer(sdxl_files().text_encoder_2.tensors, nullptr), Error);
+  // Where no hint names the activation: OpenCLIP's exact GELU (the encoder with a projection, or
+  // one hinted as OpenCLIP), CLIP's quick_gelu.
+  TextEncoderHints heads;
+  heads.num_heads = 4;
+  EXPECT_EQ(TextEncoderConfig::infer(sdxl_files().text_encoder.tensors, heads).hidden_act, "quick_gelu");
+  EXPECT_EQ(TextEncoderConfig::infer(sdxl_files().text_encoder_2.tensors, heads).hidden_act, "gelu");
+  heads.open_clip = true;
+  EXPECT_EQ(TextEncoderConfig::infer(sdxl_files().text_encoder.tensors, heads).hidden_act, "gelu");
+  heads.hidden_act = "relu";
+  EXPECT_THROW(TextEncoderConfig::infer(sdxl_files().text_encoder.tensors, heads), Error);
+  // Without hints a 32-wide encoder's heads cannot be told (full-size ones: 64-wide heads).
+  EXPECT_THROW(TextEncoderConfig::infer(sdxl_files().text_encoder_2.tensors), Error);
 }
 
 TEST_F(Sdxl, UNetConfig) {
@@ -126,7 +131,11 @@ TEST_F(Sdxl, UNetConfig) {
   EXPECT_EQ(c.cross_attention_dim, 64);
   EXPECT_TRUE(c.use_linear_projection);
 
-  const auto inferred = UNetConfig::infer(sdxl_files().unet.tensors, read_json(sdxl_dir() / "ldm_config.json"));
+  UNetHints hints;  // what the tiny model's sgm config says
+  hints.head_channels = 16;
+  hints.addition_time_embed_dim = 8;
+  hints.added_conditioning_inputs = 80;
+  const auto inferred = UNetConfig::infer(sdxl_files().unet.tensors, hints);
   EXPECT_EQ(inferred.addition_embed_type, "text_time");
   EXPECT_EQ(inferred.addition_time_embed_dim, c.addition_time_embed_dim);
   EXPECT_EQ(inferred.projection_class_embeddings_input_dim, c.projection_class_embeddings_input_dim);
@@ -138,7 +147,7 @@ TEST_F(Sdxl, UNetConfig) {
   EXPECT_EQ(inferred.cross_attention_dim, c.cross_attention_dim);
   EXPECT_EQ(inferred.use_linear_projection, c.use_linear_projection);
   // No original config: SDXL's own size embedding width (256) and 64-wide heads.
-  const auto bare = UNetConfig::infer(sdxl_files().unet.tensors, nullptr);
+  const auto bare = UNetConfig::infer(sdxl_files().unet.tensors);
   EXPECT_EQ(bare.addition_time_embed_dim, 256);
   EXPECT_EQ(bare.sample_size, 128);
 }

@@ -96,8 +96,8 @@ TEST_F(Convert, VPredictionFolderKeepsItsPredictionAsASingleFile) {
   const auto single = dir_ / "sd2v.safetensors";
   convert_model(folder, single);
   const auto loaded = io::load_model_files(single);
-  EXPECT_EQ(loaded.family, "sd2");
-  EXPECT_EQ(loaded.scheduler_config.value("prediction_type", ""), "v_prediction");
+  EXPECT_EQ(loaded.family, io::LdmFamily::Sd2);
+  EXPECT_EQ(scheduler_config(loaded).prediction, sampling::Prediction::VPrediction);
   expect_same_components(loaded, io::load_model_files(folder));
   fs::copy(folder / "tokenizer", dir_ / "tokenizer");
   EXPECT_TRUE(draw(single).equal(draw(folder)));
@@ -113,7 +113,7 @@ TEST_F(Convert, SdxlFolderToSingleFileAndBack) {
   fs::copy_file(fixtures_dir() / "tiny-sdxl/ldm_config.json", dir_ / "xl.json");
   const auto expected = io::load_model_files(folder);
   const auto loaded = io::load_model_files(single);
-  EXPECT_EQ(loaded.family, "sdxl");
+  EXPECT_EQ(loaded.family, io::LdmFamily::Sdxl);
   expect_same_components(loaded, expected);
   ASSERT_EQ(test::tensor_names(loaded.text_encoder_2.tensors), test::tensor_names(expected.text_encoder_2.tensors));
   for (const auto& [name, tensor] : expected.text_encoder_2.tensors) {
