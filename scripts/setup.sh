@@ -9,6 +9,7 @@ packages=(
   libtcmalloc-minimal4    # malloc that keeps freed memory: glibc's re-faults every large tensor
   libgtest-dev            # tests
   libpng-dev zlib1g-dev   # PNG with text chunks
+  libopencv-imgproc-dev   # ControlNet preprocessors: canny as AUTOMATIC1111 computes it (cv::Canny)
   nlohmann-json3-dev      # configs, safetensors headers, fixtures
   libcli11-dev            # command line
   libicu-dev              # Unicode for the CLIP tokenizer: NFC/NFKC, case mapping, \p{L} regex, cp1252
