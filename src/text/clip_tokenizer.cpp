@@ -9,6 +9,7 @@
 #include <unicode/regex.h>
 #include <unicode/unistr.h>
 
+#include "text/added_tokens.h"
 #include "text/clip_text_clean.h"
 #include "text/clip_vocabulary.h"
 #include "text/unicode_text.h"
@@ -24,127 +25,6 @@ struct ClipWordCache {
   static constexpr size_t kMaxWords = 100000;
   std::mutex mutex;
   std::unordered_map<std::string, std::vector<int64_t>> words;
-};
-
-// transformers' Trie (tokenization_utils.py) over code points, ported step for step so that its
-// split gives the same pieces: the longest match first, left to right.
-class AddedTokenTrie {
- public:
-  void add(const std::u32string& word) {
-    if (word.empty()) return;
-    int node = 0;
-    for (char32_t c : word) {
-      int next = child(node, c);
-      if (next < 0) {
-        next = static_cast<int>(nodes_.size());
-        nodes_[static_cast<size_t>(node)].children.emplace(c, next);
-        nodes_.emplace_back();
-      }
-      node = next;
-    }
-    nodes_[static_cast<size_t>(node)].end = true;
-  }
-
-  // Trie.split + cut_text: the text cut before and after every match.
-  std::vector<std::u32string> split(const std::u32string& text) const {
-    // start -> trie node of each partial match (Python's OrderedDict: starts are inserted in order).
-    std::map<size_t, int> states;
-    std::vector<size_t> offsets{0};
-    size_t skip = 0;
-    for (size_t current = 0; current < text.size(); ++current) {
-      if (skip && current < skip) continue;
-      const char32_t current_char = text[current];
-      std::vector<size_t> to_remove;
-      bool reset = false;
-      for (auto it = states.begin(); it != states.end(); ++it) {
-        size_t start = it->first;
-        const int node = it->second;
-        if (is_end(node)) {
-          // A match ended before `current`: look ahead, from every partial match that started no
-          // later, for the longest one.
-          size_t end = current;
-          for (auto look = states.begin(); look != states.end(); ++look) {
-            const size_t lookstart = look->first;
-            int looknode = look->second;
-            size_t lookahead = 0;
-            if (lookstart > start) break;
-            if (lookstart < start) {  // its node already took current_char
-              lookahead = current + 1;
-              end = current + 1;
-            } else {
-              lookahead = current;
-              end = current;
-            }
-            if (is_end(looknode)) {
-              start = lookstart;
-              end = lookahead;
-              skip = lookahead;
-            }
-            while (lookahead < text.size()) {
-              const int next = child(looknode, text[lookahead]);
-              if (next < 0) break;
-              looknode = next;
-              ++lookahead;
-              if (is_end(looknode)) {
-                start = lookstart;
-                end = lookahead;
-                skip = lookahead;
-              }
-            }
-          }
-          offsets.push_back(start);
-          offsets.push_back(end);
-          reset = true;
-          break;
-        }
-        const int next = child(node, current_char);
-        if (next >= 0) {
-          it->second = next;
-        } else {
-          to_remove.push_back(start);
-        }
-      }
-      if (reset) {
-        states.clear();
-      } else {
-        for (size_t start : to_remove) states.erase(start);
-      }
-      if (current >= skip) {
-        const int first = child(0, current_char);
-        if (first >= 0) states[current] = first;
-      }
-    }
-    for (const auto& [start, node] : states) {
-      if (is_end(node)) {
-        offsets.push_back(start);
-        offsets.push_back(text.size());
-        break;
-      }
-    }
-    offsets.push_back(text.size());
-    std::vector<std::u32string> pieces;
-    size_t start = 0;
-    for (size_t end : offsets) {
-      if (start >= end) continue;  // zero-width cuts (start > end would be a Trie bug: skipped, as there)
-      pieces.push_back(text.substr(start, end - start));
-      start = end;
-    }
-    return pieces;
-  }
-
- private:
-  struct Node {
-    std::map<char32_t, int> children;
-    bool end = false;
-  };
-  int child(int node, char32_t c) const {
-    const auto& children = nodes_[static_cast<size_t>(node)].children;
-    auto it = children.find(c);
-    return it == children.end() ? -1 : it->second;
-  }
-  bool is_end(int node) const { return nodes_[static_cast<size_t>(node)].end; }
-
-  std::vector<Node> nodes_ = std::vector<Node>(1);
 };
 
 // A tokenizer's added tokens (transformers' _added_tokens_decoder / _added_tokens_encoder and
@@ -243,18 +123,6 @@ AddedToken special_token(const std::string& content) {
   return token;
 }
 
-AddedToken added_token(const detail::AddedTokenSpec& spec) {
-  AddedToken token;
-  token.content = spec.content;
-  token.id = spec.id.value_or(0);
-  token.single_word = spec.single_word;
-  token.lstrip = spec.lstrip;
-  token.rstrip = spec.rstrip;
-  token.normalized = spec.normalized;
-  token.special = spec.special;
-  return token;
-}
-
 // As PreTrainedTokenizer.__init__ sets them up: the listed tokens by id (a later one of the same id
 // replacing an earlier one), content -> id from those, then each special token whose content is not
 // among them, with its vocabulary id. (transformers gives a special token outside the vocabulary a new
@@ -264,16 +132,16 @@ std::shared_ptr<const detail::ClipAddedTokens> build_added_tokens(const detail::
                                                                  bool split_special_tokens) {
   auto added = std::make_shared<detail::ClipAddedTokens>();
   auto put = [&](const AddedToken& token) {
-    auto at = added->by_id.find(token.id);
+    auto at = added->by_id.find(*token.id);
     if (at != added->by_id.end()) {
       added->tokens[at->second] = token;
     } else {
-      added->by_id.emplace(token.id, added->tokens.size());
+      added->by_id.emplace(*token.id, added->tokens.size());
       added->tokens.push_back(token);
     }
   };
   for (const AddedToken& token : listed) {
-    if (!token.content.empty()) put(token);
+    if (!token.content.empty() && token.id) put(token);
   }
   for (const auto& [role, token] : roles) {
     if (token.content.empty()) continue;
@@ -299,7 +167,7 @@ std::shared_ptr<const detail::ClipAddedTokens> build_added_tokens(const detail::
 }
 
 // CLIPTokenizer's defaults for the roles a tokenizer's files leave unset.
-Roles clip_roles(const std::vector<std::pair<std::string, detail::AddedTokenSpec>>& named) {
+Roles clip_roles(const std::vector<std::pair<std::string, AddedToken>>& named) {
   const std::pair<const char*, const char*> order[] = {
       {"bos_token", detail::kStartOfText}, {"eos_token", detail::kEndOfText}, {"unk_token", detail::kEndOfText},
       {"sep_token", nullptr},              {"pad_token", detail::kEndOfText}, {"cls_token", nullptr},
@@ -308,13 +176,13 @@ Roles clip_roles(const std::vector<std::pair<std::string, detail::AddedTokenSpec
   for (const auto& [role, fallback] : order) {
     auto it = std::find_if(named.begin(), named.end(), [name = role](const auto& n) { return n.first == name; });
     if (it != named.end()) {
-      roles.emplace_back(role, added_token(it->second));
+      roles.emplace_back(role, it->second);
     } else if (fallback != nullptr) {
       roles.emplace_back(role, special_token(fallback));
     }
   }
   for (const auto& [role, spec] : named) {
-    if (role == "additional_special_tokens") roles.emplace_back(role, added_token(spec));
+    if (role == "additional_special_tokens") roles.emplace_back(role, spec);
   }
   return roles;
 }
@@ -365,9 +233,7 @@ ClipTokenizer ClipTokenizer::from_path(const fs::path& path) {
   auto vocab = detail::load_vocab_json_and_merges(vocab_json, merges_txt, path);
 
   const detail::TokenizerSettings settings = detail::read_tokenizer_settings(folder);
-  std::vector<AddedToken> listed;
-  for (const detail::AddedTokenSpec& spec : settings.added_tokens) listed.push_back(added_token(spec));
-  auto added = build_added_tokens(*vocab, std::move(listed), clip_roles(settings.special_tokens),
+  auto added = build_added_tokens(*vocab, settings.added_tokens, clip_roles(settings.special_tokens),
                                   settings.split_special_tokens);
   int64_t pad_id = vocab->end_id;
   if (settings.pad_token) {
@@ -375,7 +241,7 @@ ClipTokenizer ClipTokenizer::from_path(const fs::path& path) {
     auto listed_pad = added->by_content.find(*settings.pad_token);
     auto it = vocab->encoder.find(*settings.pad_token);
     if (listed_pad != added->by_content.end()) {
-      pad_id = added->tokens[listed_pad->second].id;
+      pad_id = added->tokens[listed_pad->second].id.value();
     } else if (it != vocab->encoder.end()) {
       pad_id = it->second;
     } else {
@@ -401,7 +267,7 @@ void ClipTokenizer::append_bpe_ids(const std::string& piece, std::vector<int64_t
   for (const std::string& symbol : bpe(*vocab_, piece)) {
     auto listed = added_->by_content.find(symbol);
     if (listed != added_->by_content.end()) {
-      word_ids.push_back(added_->tokens[listed->second].id);
+      word_ids.push_back(added_->tokens[listed->second].id.value());
       continue;
     }
     auto it = vocab_->encoder.find(symbol);
@@ -429,7 +295,7 @@ void ClipTokenizer::append_text_ids(const std::string& text, std::vector<int64_t
     if (piece == detail::kStartOfText || piece == detail::kEndOfText) {
       auto listed = added_->by_content.find(piece);
       if (listed != added_->by_content.end()) {
-        ids.push_back(added_->tokens[listed->second].id);
+        ids.push_back(added_->tokens[listed->second].id.value());
       } else {
         ids.push_back(piece == detail::kStartOfText ? vocab_->start_id : vocab_->end_id);
       }
@@ -474,7 +340,7 @@ std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
     if (piece.empty()) continue;
     auto found = added_->by_text.find(piece);
     if (found != added_->by_text.end()) {
-      ids.push_back(added_->tokens[found->second].id);
+      ids.push_back(added_->tokens[found->second].id.value());
     } else {
       append_text_ids(u32_to_utf8(piece), ids);
     }
@@ -551,7 +417,7 @@ int64_t ClipTokenizer::start_id() const { return vocab_->start_id; }
 int64_t ClipTokenizer::end_id() const { return vocab_->end_id; }
 int64_t ClipTokenizer::vocab_size() const {
   int64_t max_id = vocab_->max_id;
-  for (const AddedToken& token : added_->tokens) max_id = std::max(max_id, token.id);
+  for (const AddedToken& token : added_->tokens) max_id = std::max(max_id, *token.id);
   return max_id + 1;
 }
 const std::vector<ClipTokenizer::AddedToken>& ClipTokenizer::added_tokens() const { return added_->tokens; }

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "text/added_tokens.h"
+
 namespace diffuse::text {
 
 namespace detail {
@@ -37,16 +39,7 @@ class ClipTokenizer {
  public:
   static constexpr int kDefaultMaxLength = 77;
 
-  // One token matched whole in the text (transformers' AddedToken).
-  struct AddedToken {
-    std::string content;
-    int64_t id = 0;
-    bool single_word = false;  // a match with no space beside it goes back into the text there
-    bool lstrip = false;       // eats the whitespace on its left
-    bool rstrip = false;       // eats the whitespace on its right
-    bool normalized = true;
-    bool special = false;
-  };
+  using AddedToken = text::AddedToken;
 
   // `path` is one of:
   //  - a folder with vocab.json + merges.txt (a diffusers `tokenizer/` folder); its tokenizer_config.json

@@ -160,14 +160,14 @@ bool flag(const nlohmann::json& token, const char* key, bool fallback) {
 // stripping; an object gives AddedToken's fields. `special`: the token names a special-token role.
 // nullopt where a role is not a token (null, as transformers reads an unset role); a malformed listed
 // token throws naming the file.
-std::optional<AddedTokenSpec> added_token_spec(const nlohmann::json& value, bool special, const fs::path& file,
+std::optional<AddedToken> added_token_spec(const nlohmann::json& value, bool special, const fs::path& file,
                                                const std::string& key) {
   const std::optional<std::string> content = token_content(value);
   if (!content) {
     if (value.is_null() || special) return std::nullopt;  // a role set to something else: left unset
     throw Error(file.string() + ": " + key + " is not a token string or {\"content\": ...}: " + value.dump());
   }
-  AddedTokenSpec spec;
+  AddedToken spec;
   spec.content = *content;
   spec.special = special;
   spec.normalized = !special;
@@ -182,7 +182,7 @@ std::optional<AddedTokenSpec> added_token_spec(const nlohmann::json& value, bool
 }
 
 // tokenizer_config.json's added_tokens_decoder: {"49406": {"content": "<|startoftext|>", ...}, ...}.
-void read_added_tokens_decoder(const nlohmann::json& decoder, const fs::path& file, std::vector<AddedTokenSpec>& out) {
+void read_added_tokens_decoder(const nlohmann::json& decoder, const fs::path& file, std::vector<AddedToken>& out) {
   if (!decoder.is_object()) throw Error(file.string() + ": added_tokens_decoder is not a JSON object");
   for (const auto& [key, token] : decoder.items()) {
     int64_t id = -1;
@@ -262,8 +262,8 @@ TokenizerSettings read_tokenizer_settings(const fs::path& folder) {
   // The roles of transformers' SPECIAL_TOKENS_ATTRIBUTES, in its order.
   static const char* const kRoles[] = {"bos_token", "eos_token", "unk_token", "sep_token",
                                        "pad_token", "cls_token", "mask_token"};
-  std::vector<std::optional<AddedTokenSpec>> roles(std::size(kRoles));
-  std::vector<AddedTokenSpec> additional;
+  std::vector<std::optional<AddedToken>> roles(std::size(kRoles));
+  std::vector<AddedToken> additional;
   bool has_added_tokens_decoder = false;
   for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {
     const fs::path file = folder / name;
@@ -285,7 +285,7 @@ TokenizerSettings read_tokenizer_settings(const fs::path& folder) {
         auto spec = added_token_spec(value, true, file, "additional_special_tokens");
         if (!spec) continue;
         const bool seen = std::any_of(additional.begin(), additional.end(),
-                                      [&](const AddedTokenSpec& a) { return a.content == spec->content; });
+                                      [&](const AddedToken& a) { return a.content == spec->content; });
         if (!seen) additional.push_back(*spec);
       }
     }
@@ -307,7 +307,7 @@ TokenizerSettings read_tokenizer_settings(const fs::path& folder) {
   for (size_t r = 0; r < roles.size(); ++r) {
     if (roles[r]) settings.special_tokens.emplace_back(kRoles[r], *roles[r]);
   }
-  for (const AddedTokenSpec& spec : additional) settings.special_tokens.emplace_back("additional_special_tokens", spec);
+  for (const AddedToken& spec : additional) settings.special_tokens.emplace_back("additional_special_tokens", spec);
 
   // transformers reads these two only for a tokenizer_config.json without added_tokens_decoder.
   if (!has_added_tokens_decoder) {
@@ -320,7 +320,7 @@ TokenizerSettings read_tokenizer_settings(const fs::path& folder) {
         if (!id.is_number_integer() || id.get<int64_t>() < 0) {
           throw Error(added_json.string() + ": token '" + content + "' has no valid id (" + id.dump() + ")");
         }
-        AddedTokenSpec spec;
+        AddedToken spec;
         spec.content = content;
         spec.id = id.get<int64_t>();
         spec.special = std::any_of(settings.special_tokens.begin(), settings.special_tokens.end(),

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "text/added_tokens.h"
+
 namespace diffuse::text::detail {
 
 inline constexpr const char* kStartOfText = "<|startoftext|>";
@@ -39,17 +41,6 @@ std::shared_ptr<ClipVocabulary> load_vocab_json_and_merges(const std::filesystem
 // characters, the same with "</w>", each merge joined, then <|startoftext|> and <|endoftext|>.
 std::shared_ptr<ClipVocabulary> load_clip_bpe_gz(const std::filesystem::path& gz_path);
 
-// One added token as transformers serializes it (its AddedToken fields, with AddedToken's defaults).
-struct AddedTokenSpec {
-  std::string content;
-  std::optional<int64_t> id;  // given by added_tokens_decoder, added_tokens.json or tokenizer.json
-  bool single_word = false;
-  bool lstrip = false;
-  bool rstrip = false;
-  bool normalized = true;
-  bool special = false;
-};
-
 struct TokenizerSettings {
   std::optional<std::string> pad_token;
   std::filesystem::path pad_token_file;  // the config file that named it
@@ -58,10 +49,10 @@ struct TokenizerSettings {
   // cls_token, mask_token, in that order, then each of additional_special_tokens as
   // "additional_special_tokens"), each as the first of tokenizer_config.json / special_tokens_map.json
   // that gives it. Roles the files leave out are left out here too (CLIP's defaults are the caller's).
-  std::vector<std::pair<std::string, AddedTokenSpec>> special_tokens;
+  std::vector<std::pair<std::string, AddedToken>> special_tokens;
   // Tokens with ids: tokenizer_config.json's added_tokens_decoder when it has one; otherwise (the
   // legacy layout) added_tokens.json's, then tokenizer.json's "added_tokens" (JSON objects in key order).
-  std::vector<AddedTokenSpec> added_tokens;
+  std::vector<AddedToken> added_tokens;
   bool split_special_tokens = false;  // tokenizer_config.json: match no added token in the text
 };
 

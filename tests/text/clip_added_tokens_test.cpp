@@ -121,10 +121,10 @@ TEST(ClipAddedTokens, EndOfTextTypedInThePromptIsOneToken) {
 
 TEST(ClipAddedTokens, FixtureTokenizersListTheirSpecialTokens) {
   std::vector<std::pair<std::string, int64_t>> sd2;
-  for (const auto& token : sd2_tokenizer().added_tokens()) sd2.emplace_back(token.content, token.id);
+  for (const auto& token : sd2_tokenizer().added_tokens()) sd2.emplace_back(token.content, token.id.value());
   EXPECT_EQ(sd2, (std::vector<std::pair<std::string, int64_t>>{{"<|startoftext|>", 49406}, {"<|endoftext|>", 49407}, {"!", 0}}));
   std::vector<std::pair<std::string, int64_t>> sd1;
-  for (const auto& token : sd1_tokenizer().added_tokens()) sd1.emplace_back(token.content, token.id);
+  for (const auto& token : sd1_tokenizer().added_tokens()) sd1.emplace_back(token.content, token.id.value());
   EXPECT_EQ(sd1, (std::vector<std::pair<std::string, int64_t>>{{"<|startoftext|>", 49406}, {"<|endoftext|>", 49407}}));
   EXPECT_EQ(sd2_tokenizer().vocab_size(), 49408);
 }
