@@ -404,6 +404,10 @@ class Reader {
   }
 
   void step(uint8_t op, size_t at);
+  bool stack_or_number_step(uint8_t op, size_t at);
+  bool text_step(uint8_t op, size_t at);
+  bool container_step(uint8_t op, size_t at);
+  bool memo_or_object_step(uint8_t op, size_t at);
 
   const uint8_t* bytes_;
   size_t size_;
@@ -418,28 +422,29 @@ class Reader {
   std::unordered_map<std::string, Ref> storages_;
 };
 
-void Reader::step(uint8_t op, size_t at) {
+// The stack itself, and numbers. False: not one of these opcodes.
+bool Reader::stack_or_number_step(uint8_t op, size_t at) {
   switch (op) {
     case 0x80: {  // PROTO
       protocol_ = byte();
       if (protocol_ > 5) fail(at, "unsupported pickle protocol " + std::to_string(protocol_));
-      return;
+      return true;
     }
-    case 0x95: little(8); return;  // FRAME: a length hint only
+    case 0x95: little(8); return true;  // FRAME: a length hint only
     case '(':
       if (static_cast<int>(marks_.size()) >= limits_.max_depth) fail(at, "more than " + std::to_string(limits_.max_depth) + " open MARKs");
       marks_.push_back(stack_.size());
-      return;
-    case '0': pop(at); return;
-    case '1': pop_mark(at); return;
-    case '2': { const Ref r = top(at); push(r, at); return; }
-    case 'N': { Value v; push(make(std::move(v)), at); return; }
+      return true;
+    case '0': pop(at); return true;
+    case '1': pop_mark(at); return true;
+    case '2': { const Ref r = top(at); push(r, at); return true; }
+    case 'N': { Value v; push(make(std::move(v)), at); return true; }
     case 0x88: case 0x89: {
       Value v;
       v.kind = Kind::Bool;
       v.integer = op == 0x88;
       push(make(std::move(v)), at);
-      return;
+      return true;
     }
     case 'I': {  // INT as text; "00"/"01" are protocol 0's booleans
       const std::string text = line(at);
@@ -448,14 +453,14 @@ void Reader::step(uint8_t op, size_t at) {
         v.kind = Kind::Bool;
         v.integer = text == "01";
         push(make(std::move(v)), at);
-        return;
+        return true;
       }
       char* end = nullptr;
       errno = 0;
       const long long v = std::strtoll(text.c_str(), &end, 10);
       if (text.empty() || *end != '\0' || errno == ERANGE) fail(at, "INT '" + text + "' is not a 64-bit integer");
       push(make_int(v), at);
-      return;
+      return true;
     }
     case 'L': {
       std::string text = line(at);
@@ -465,18 +470,18 @@ void Reader::step(uint8_t op, size_t at) {
       const long long v = std::strtoll(text.c_str(), &end, 10);
       if (text.empty() || *end != '\0' || errno == ERANGE) fail(at, "LONG '" + text + "': integer out of range");
       push(make_int(v), at);
-      return;
+      return true;
     }
-    case 'J': push(make_int(static_cast<int32_t>(little(4))), at); return;
-    case 'K': push(make_int(static_cast<int64_t>(little(1))), at); return;
-    case 'M': push(make_int(static_cast<int64_t>(little(2))), at); return;
-    case 0x8a: { const uint64_t n = little(1); push(make_long(raw(n, at)), at); return; }
+    case 'J': push(make_int(static_cast<int32_t>(little(4))), at); return true;
+    case 'K': push(make_int(static_cast<int64_t>(little(1))), at); return true;
+    case 'M': push(make_int(static_cast<int64_t>(little(2))), at); return true;
+    case 0x8a: { const uint64_t n = little(1); push(make_long(raw(n, at)), at); return true; }
     case 0x8b: {
       const int64_t n = static_cast<int32_t>(little(4));
       if (n < 0) fail(at, "LONG4 with a negative length");
       if (n > 1024) fail(at, "integer out of range (" + std::to_string(n) + "-byte LONG4)");
       push(make_long(raw(static_cast<uint64_t>(n), at)), at);
-      return;
+      return true;
     }
     case 'F': {
       const std::string text = line(at);
@@ -487,7 +492,7 @@ void Reader::step(uint8_t op, size_t at) {
       value.kind = Kind::Float;
       value.real = v;
       push(make(std::move(value)), at);
-      return;
+      return true;
     }
     case 'G': {  // BINFLOAT: big-endian double
       need(8);
@@ -498,8 +503,15 @@ void Reader::step(uint8_t op, size_t at) {
       value.kind = Kind::Float;
       std::memcpy(&value.real, &bits, sizeof bits);
       push(make(std::move(value)), at);
-      return;
+      return true;
     }
+    default: return false;
+  }
+}
+
+// Strings and bytes. False: not one of these opcodes.
+bool Reader::text_step(uint8_t op, size_t at) {
+  switch (op) {
     case 'S': {  // STRING: a quoted Python 2 str; checkpoints only carry plain ones
       std::string text = line(at);
       if (text.size() < 2 || (text.front() != '\'' && text.front() != '"') || text.back() != text.front()) {
@@ -508,62 +520,69 @@ void Reader::step(uint8_t op, size_t at) {
       text = text.substr(1, text.size() - 2);
       if (text.find('\\') != std::string::npos) fail(at, "STRING with escapes is not supported");
       push(make_text(Kind::String, std::move(text), at), at);
-      return;
+      return true;
     }
     case 'V': {
       std::string text = line(at);
       if (text.find('\\') != std::string::npos) fail(at, "UNICODE with escapes is not supported");
       push(make_text(Kind::String, std::move(text), at), at);
-      return;
+      return true;
     }
-    case 'T': { const uint64_t n = static_cast<uint32_t>(little(4)); push(make_text(Kind::String, raw(n, at), at), at); return; }
-    case 'U': { const uint64_t n = little(1); push(make_text(Kind::String, raw(n, at), at), at); return; }
-    case 'X': { const uint64_t n = little(4); push(make_text(Kind::String, raw(n, at), at), at); return; }
-    case 0x8c: { const uint64_t n = little(1); push(make_text(Kind::String, raw(n, at), at), at); return; }
-    case 0x8d: { const uint64_t n = little(8); push(make_text(Kind::String, raw(n, at), at), at); return; }
-    case 'B': { const uint64_t n = little(4); push(make_text(Kind::Bytes, raw(n, at), at), at); return; }
-    case 'C': { const uint64_t n = little(1); push(make_text(Kind::Bytes, raw(n, at), at), at); return; }
-    case 0x8e: case 0x96: { const uint64_t n = little(8); push(make_text(Kind::Bytes, raw(n, at), at), at); return; }
-    case ']': push(make_container(Kind::List, {}, at), at); return;
-    case ')': push(make_container(Kind::Tuple, {}, at), at); return;
-    case '}': push(make_container(Kind::Dict, {}, at), at); return;
-    case 0x8f: push(make_container(Kind::Set, {}, at), at); return;
-    case 'l': { const auto items = pop_mark(at); push(make_container(Kind::List, items, at), at); return; }
-    case 't': { const auto items = pop_mark(at); push(make_container(Kind::Tuple, items, at), at); return; }
-    case 0x91: { const auto items = pop_mark(at); push(make_container(Kind::Set, items, at), at); return; }
+    case 'T': { const uint64_t n = static_cast<uint32_t>(little(4)); push(make_text(Kind::String, raw(n, at), at), at); return true; }
+    case 'U': { const uint64_t n = little(1); push(make_text(Kind::String, raw(n, at), at), at); return true; }
+    case 'X': { const uint64_t n = little(4); push(make_text(Kind::String, raw(n, at), at), at); return true; }
+    case 0x8c: { const uint64_t n = little(1); push(make_text(Kind::String, raw(n, at), at), at); return true; }
+    case 0x8d: { const uint64_t n = little(8); push(make_text(Kind::String, raw(n, at), at), at); return true; }
+    case 'B': { const uint64_t n = little(4); push(make_text(Kind::Bytes, raw(n, at), at), at); return true; }
+    case 'C': { const uint64_t n = little(1); push(make_text(Kind::Bytes, raw(n, at), at), at); return true; }
+    case 0x8e: case 0x96: { const uint64_t n = little(8); push(make_text(Kind::Bytes, raw(n, at), at), at); return true; }
+    default: return false;
+  }
+}
+
+// Lists, tuples, dicts and sets, and filling them. False: not one of these opcodes.
+bool Reader::container_step(uint8_t op, size_t at) {
+  switch (op) {
+    case ']': push(make_container(Kind::List, {}, at), at); return true;
+    case ')': push(make_container(Kind::Tuple, {}, at), at); return true;
+    case '}': push(make_container(Kind::Dict, {}, at), at); return true;
+    case 0x8f: push(make_container(Kind::Set, {}, at), at); return true;
+    case 'l': { const auto items = pop_mark(at); push(make_container(Kind::List, items, at), at); return true; }
+    case 't': { const auto items = pop_mark(at); push(make_container(Kind::Tuple, items, at), at); return true; }
+    case 0x91: { const auto items = pop_mark(at); push(make_container(Kind::Set, items, at), at); return true; }
     case 0x85: case 0x86: case 0x87: {
       const size_t n = static_cast<size_t>(op - 0x84);
       std::vector<Ref> items(n);
       for (size_t i = n; i-- > 0;) items[i] = pop(at);
       push(make_container(Kind::Tuple, items, at), at);
-      return;
+      return true;
     }
     case 'd': {
       const auto items = pop_mark(at);
       if (items.size() % 2) fail(at, "DICT with an odd number of items");
       push(make_container(Kind::Dict, items, at), at);
-      return;
+      return true;
     }
     case 'a': {
       const Ref item = pop(at);
       const Ref list = top(at);
       if (value(list).kind != Kind::List) fail(at, "APPEND to " + doc_.describe(list));
       add_items(list, {item}, at);
-      return;
+      return true;
     }
     case 'e': {
       const auto items = pop_mark(at);
       const Ref list = top(at);
       if (value(list).kind != Kind::List) fail(at, "APPENDS to " + doc_.describe(list));
       add_items(list, items, at);
-      return;
+      return true;
     }
     case 0x90: {
       const auto items = pop_mark(at);
       const Ref set = top(at);
       if (value(set).kind != Kind::Set) fail(at, "ADDITEMS to " + doc_.describe(set));
       add_items(set, items, at);
-      return;
+      return true;
     }
     case 's': {
       const Ref v = pop(at);
@@ -571,7 +590,7 @@ void Reader::step(uint8_t op, size_t at) {
       const Ref dict = top(at);
       if (value(dict).kind != Kind::Dict) fail(at, "SETITEM on " + doc_.describe(dict));
       add_items(dict, {k, v}, at);
-      return;
+      return true;
     }
     case 'u': {
       const auto items = pop_mark(at);
@@ -579,27 +598,34 @@ void Reader::step(uint8_t op, size_t at) {
       if (value(dict).kind != Kind::Dict) fail(at, "SETITEMS on " + doc_.describe(dict));
       if (items.size() % 2) fail(at, "SETITEMS with an odd number of items");
       add_items(dict, items, at);
-      return;
+      return true;
     }
-    case 'g': get(memo_key_line("GET", at), at); return;
-    case 'h': get(little(1), at); return;
-    case 'j': get(little(4), at); return;
-    case 'p': put(memo_key_line("PUT", at), at); return;
-    case 'q': put(little(1), at); return;
-    case 'r': put(little(4), at); return;
-    case 0x94: put(memo_.size(), at); return;
+    default: return false;
+  }
+}
+
+// The memo, globals, calls (through the allow list) and persistent ids. False: not one of these opcodes.
+bool Reader::memo_or_object_step(uint8_t op, size_t at) {
+  switch (op) {
+    case 'g': get(memo_key_line("GET", at), at); return true;
+    case 'h': get(little(1), at); return true;
+    case 'j': get(little(4), at); return true;
+    case 'p': put(memo_key_line("PUT", at), at); return true;
+    case 'q': put(little(1), at); return true;
+    case 'r': put(little(4), at); return true;
+    case 0x94: put(memo_.size(), at); return true;
     case 'c': {
       std::string module = line(at);
       std::string name = line(at);
       push(global(std::move(module), std::move(name), at), at);
-      return;
+      return true;
     }
     case 0x93: {  // STACK_GLOBAL: module and name from the stack (maybe from the memo): same check
       const Ref name = pop(at);
       const Ref module = pop(at);
       if (value(module).kind != Kind::String || value(name).kind != Kind::String) fail(at, "STACK_GLOBAL without two strings");
       push(global(value(module).text, value(name).text, at), at);
-      return;
+      return true;
     }
     case 'i': {  // INST module\nname\n: look up and call, with the MARKed arguments
       std::string module = line(at);
@@ -607,7 +633,7 @@ void Reader::step(uint8_t op, size_t at) {
       const Ref callable = global(std::move(module), std::move(name), at);
       const auto args = pop_mark(at);
       push(call(callable, make_container(Kind::Tuple, args, at), at), at);
-      return;
+      return true;
     }
     case 'o': {  // OBJ: class and arguments after MARK
       auto items = pop_mark(at);
@@ -615,19 +641,19 @@ void Reader::step(uint8_t op, size_t at) {
       const Ref callable = items.front();
       items.erase(items.begin());
       push(call(callable, make_container(Kind::Tuple, items, at), at), at);
-      return;
+      return true;
     }
     case 'R': {
       const Ref args = pop(at);
       const Ref callable = pop(at);
       push(call(callable, args, at), at);
-      return;
+      return true;
     }
     case 0x81: {  // NEWOBJ cls args
       const Ref args = pop(at);
       const Ref callable = pop(at);
       push(call(callable, args, at), at);
-      return;
+      return true;
     }
     case 0x92: {  // NEWOBJ_EX cls args kwargs
       const Ref kwargs = pop(at);
@@ -635,7 +661,7 @@ void Reader::step(uint8_t op, size_t at) {
       const Ref callable = pop(at);
       if (value(kwargs).kind != Kind::Dict || !value(kwargs).items.empty()) fail(at, "NEWOBJ_EX with keyword arguments");
       push(call(callable, args, at), at);
-      return;
+      return true;
     }
     case 'b': {  // BUILD: the state of an OrderedDict (state_dict's _metadata) is dropped
       const Ref state = pop(at);
@@ -644,14 +670,20 @@ void Reader::step(uint8_t op, size_t at) {
       if (value(target).kind != Kind::Dict && value(target).kind != Kind::Tensor) {
         fail(at, "BUILD on " + doc_.describe(target));
       }
-      return;
+      return true;
     }
     case 'P': {
       const std::string id = line(at);
       fail(at, "text persistent id '" + id + "' (torch writes BINPERSID)");
     }
-    case 'Q': { const Ref id = pop(at); push(persistent(id, at), at); return; }
-    default: break;
+    case 'Q': { const Ref id = pop(at); push(persistent(id, at), at); return true; }
+    default: return false;
+  }
+}
+
+void Reader::step(uint8_t op, size_t at) {
+  if (stack_or_number_step(op, at) || text_step(op, at) || container_step(op, at) || memo_or_object_step(op, at)) {
+    return;
   }
   if (const char* name = opcode_name(op)) fail(at, std::string("unsupported opcode ") + name);
   char hex[8];

@@ -75,126 +75,128 @@ const char* safetensors_dtype_name(at::ScalarType type) {
   return nullptr;
 }
 
-SafetensorsFile SafetensorsFile::open(const fs::path& path) {
-  const std::string file = path.string();
-  auto fail = [&file](const std::string& why) -> Error { return Error(file + ": " + why); };
+namespace {
 
-  auto mapping = MappedFile::open(path);
-  const uint64_t file_size = mapping->size();
-  if (file_size < 8) {
-    throw fail("not a safetensors file (" + std::to_string(file_size) +
-               " bytes, too short for the 8-byte header length)");
-  }
-  const uint8_t* bytes = mapping->data();
-
+// The JSON header after the 8-byte length, bounded before it is parsed.
+nlohmann::ordered_json read_header(const uint8_t* bytes, uint64_t file_size, const std::string& file) {
+  const auto fail = [&file](const std::string& why) { return Error(file + ": not a safetensors file (" + why + ")"); };
+  if (file_size < 8) throw fail(std::to_string(file_size) + " bytes, too short for the 8-byte header length");
   uint64_t header_length = 0;
   std::memcpy(&header_length, bytes, sizeof header_length);
   if (header_length > file_size - 8) {
-    throw fail("not a safetensors file (header length " + std::to_string(header_length) +
-               " exceeds file size " + std::to_string(file_size) + ")");
+    throw fail("header length " + std::to_string(header_length) + " exceeds file size " + std::to_string(file_size));
   }
   if (header_length > kMaxHeaderBytes) {
-    throw fail("not a safetensors file (header length " + std::to_string(header_length) +
-               " exceeds the " + std::to_string(kMaxHeaderBytes) + "-byte limit)");
+    throw fail("header length " + std::to_string(header_length) + " exceeds the " + std::to_string(kMaxHeaderBytes) +
+               "-byte limit");
   }
   const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
-  const char* header_end = header_begin + header_length;
-
   if (json_nests_deeper_than(std::string_view(header_begin, header_length))) {
-    throw fail("not a safetensors file (header nested deeper than " + std::to_string(kMaxJsonDepth) + " levels)");
+    throw fail("header nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
   // ordered_json keeps the file's order, which tensors() promises.
   nlohmann::ordered_json header;
   try {
-    header = nlohmann::ordered_json::parse(header_begin, header_end);
+    header = nlohmann::ordered_json::parse(header_begin, header_begin + header_length);
   } catch (const nlohmann::json::exception& e) {
-    throw fail(std::string("not a safetensors file (header is not valid JSON: ") + e.what() + ")");
+    throw fail(std::string("header is not valid JSON: ") + e.what());
   }
-  if (!header.is_object()) throw fail("not a safetensors file (header is not a JSON object)");
+  if (!header.is_object()) throw fail("header is not a JSON object");
+  return header;
+}
 
-  SafetensorsFile result;
-  result.path_ = path;
-  result.data_area_ = bytes + 8 + header_length;
-  const uint64_t data_size = file_size - 8 - header_length;
-
-  for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      if (!entry.is_object()) throw fail("__metadata__ is not a JSON object");
-      for (const auto& [key, value] : entry.items()) {
-        if (!value.is_string()) throw fail("__metadata__ value '" + key + "' is not a string");
-        result.metadata_[key] = value.get<std::string>();
-      }
-      continue;
-    }
-    const std::string tensor = "tensor '" + name + "'";
-    if (!entry.is_object()) throw fail(tensor + ": entry is not a JSON object");
-    if (!entry.contains("dtype") || !entry["dtype"].is_string()) {
-      throw fail(tensor + ": missing or non-string dtype");
-    }
-    if (!entry.contains("shape") || !entry["shape"].is_array()) {
-      throw fail(tensor + ": missing or non-array shape");
-    }
-    if (!entry.contains("data_offsets") || !entry["data_offsets"].is_array() ||
-        entry["data_offsets"].size() != 2 || !is_non_negative_integer(entry["data_offsets"][0]) ||
-        !is_non_negative_integer(entry["data_offsets"][1])) {
-      throw fail(tensor + ": data_offsets must be two non-negative integers");
-    }
-
-    TensorInfo info;
-    info.name = name;
-    info.dtype = entry["dtype"].get<std::string>();
-    const auto* dtype = find_dtype(info.dtype);
-    if (dtype == nullptr) throw fail(tensor + ": unknown dtype '" + info.dtype + "'");
-    if (!dtype->type) throw fail(tensor + ": dtype " + info.dtype + " is not supported");
-    info.scalar_type = *dtype->type;
-
-    uint64_t numel = 1;
-    for (const auto& dim : entry["shape"]) {
-      if (!is_non_negative_integer(dim)) {
-        throw fail(tensor + ": shape " + entry["shape"].dump() + " has a non-integer or negative size");
-      }
-      const uint64_t size = dim.get<uint64_t>();
-      if (size > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, size, &numel)) {
-        throw fail(tensor + ": shape " + entry["shape"].dump() + " is too large");
-      }
-      info.shape.push_back(static_cast<int64_t>(size));
-    }
-    uint64_t byte_count = 0;
-    if (__builtin_mul_overflow(numel, static_cast<uint64_t>(dtype->size), &byte_count)) {
-      throw fail(tensor + ": shape " + shape_text(info.shape) + " is too large");
-    }
-
-    info.data_begin = entry["data_offsets"][0].get<uint64_t>();
-    info.data_end = entry["data_offsets"][1].get<uint64_t>();
-    const std::string range = range_text(info.data_begin, info.data_end);
-    if (info.data_begin > info.data_end) throw fail(tensor + ": data offsets " + range + " are reversed");
-    if (info.data_end > data_size) {
-      throw fail(tensor + ": data " + range + " outside the data area (" + std::to_string(data_size) +
-                 " bytes; file truncated?)");
-    }
-    if (info.data_end - info.data_begin != byte_count) {
-      throw fail(tensor + ": data " + range + " holds " + std::to_string(info.data_end - info.data_begin) +
-                 " bytes, but shape " + shape_text(info.shape) + " of " + info.dtype + " needs " +
-                 std::to_string(byte_count));
-    }
-    result.index_[name] = result.tensors_.size();
-    result.tensors_.push_back(std::move(info));
+// One tensor's entry, checked against the data area of `data_size` bytes.
+TensorInfo tensor_info(const std::string& name, const nlohmann::ordered_json& entry, uint64_t data_size,
+                       const std::string& file) {
+  const auto fail = [&](const std::string& why) { return Error(file + ": tensor '" + name + "': " + why); };
+  if (!entry.is_object()) throw fail("entry is not a JSON object");
+  if (!entry.contains("dtype") || !entry["dtype"].is_string()) throw fail("missing or non-string dtype");
+  if (!entry.contains("shape") || !entry["shape"].is_array()) throw fail("missing or non-array shape");
+  if (!entry.contains("data_offsets") || !entry["data_offsets"].is_array() || entry["data_offsets"].size() != 2 ||
+      !is_non_negative_integer(entry["data_offsets"][0]) || !is_non_negative_integer(entry["data_offsets"][1])) {
+    throw fail("data_offsets must be two non-negative integers");
   }
 
-  // Two tensors sharing bytes never come from a real writer: the file is damaged or crafted.
+  TensorInfo info;
+  info.name = name;
+  info.dtype = entry["dtype"].get<std::string>();
+  const auto* dtype = find_dtype(info.dtype);
+  if (dtype == nullptr) throw fail("unknown dtype '" + info.dtype + "'");
+  if (!dtype->type) throw fail("dtype " + info.dtype + " is not supported");
+  info.scalar_type = *dtype->type;
+
+  uint64_t numel = 1;
+  for (const auto& dim : entry["shape"]) {
+    if (!is_non_negative_integer(dim)) throw fail("shape " + entry["shape"].dump() + " has a non-integer or negative size");
+    const uint64_t size = dim.get<uint64_t>();
+    if (size > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, size, &numel)) {
+      throw fail("shape " + entry["shape"].dump() + " is too large");
+    }
+    info.shape.push_back(static_cast<int64_t>(size));
+  }
+  uint64_t byte_count = 0;
+  if (__builtin_mul_overflow(numel, static_cast<uint64_t>(dtype->size), &byte_count)) {
+    throw fail("shape " + shape_text(info.shape) + " is too large");
+  }
+
+  info.data_begin = entry["data_offsets"][0].get<uint64_t>();
+  info.data_end = entry["data_offsets"][1].get<uint64_t>();
+  const std::string range = range_text(info.data_begin, info.data_end);
+  if (info.data_begin > info.data_end) throw fail("data offsets " + range + " are reversed");
+  if (info.data_end > data_size) {
+    throw fail("data " + range + " outside the data area (" + std::to_string(data_size) + " bytes; file truncated?)");
+  }
+  if (info.data_end - info.data_begin != byte_count) {
+    throw fail("data " + range + " holds " + std::to_string(info.data_end - info.data_begin) + " bytes, but shape " +
+               shape_text(info.shape) + " of " + info.dtype + " needs " + std::to_string(byte_count));
+  }
+  return info;
+}
+
+// Two tensors sharing bytes never come from a real writer: the file is damaged or crafted.
+void check_no_overlap(const std::vector<TensorInfo>& tensors, const std::string& file) {
   std::vector<const TensorInfo*> by_offset;
-  for (const auto& info : result.tensors_) {
+  for (const auto& info : tensors) {
     if (info.data_end > info.data_begin) by_offset.push_back(&info);
   }
   std::sort(by_offset.begin(), by_offset.end(),
             [](const TensorInfo* a, const TensorInfo* b) { return a->data_begin < b->data_begin; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     if (by_offset[i]->data_begin < by_offset[i - 1]->data_end) {
-      throw fail("tensors '" + by_offset[i - 1]->name + "' and '" + by_offset[i]->name +
-                 "' overlap in the data area");
+      throw Error(file + ": tensors '" + by_offset[i - 1]->name + "' and '" + by_offset[i]->name +
+                  "' overlap in the data area");
     }
   }
+}
 
+}  // namespace
+
+SafetensorsFile SafetensorsFile::open(const fs::path& path) {
+  const std::string file = path.string();
+  auto mapping = MappedFile::open(path);
+  const uint64_t file_size = mapping->size();
+  const uint8_t* bytes = mapping->data();
+  const auto header = read_header(bytes, file_size, file);
+  uint64_t header_length = 0;
+  std::memcpy(&header_length, bytes, sizeof header_length);
+
+  SafetensorsFile result;
+  result.path_ = path;
+  result.data_area_ = bytes + 8 + header_length;
+  const uint64_t data_size = file_size - 8 - header_length;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") {
+      if (!entry.is_object()) throw Error(file + ": __metadata__ is not a JSON object");
+      for (const auto& [key, value] : entry.items()) {
+        if (!value.is_string()) throw Error(file + ": __metadata__ value '" + key + "' is not a string");
+        result.metadata_[key] = value.get<std::string>();
+      }
+      continue;
+    }
+    result.index_[name] = result.tensors_.size();
+    result.tensors_.push_back(tensor_info(name, entry, data_size, file));
+  }
+  check_no_overlap(result.tensors_, file);
   result.mapping_ = std::move(mapping);
   return result;
 }

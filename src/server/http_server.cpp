@@ -123,6 +123,49 @@ struct HttpFront::Impl {
     }
   }
 
+  // /sdapi/v1/progress: the running job's share done, ETA and (unless skipped) its latest preview.
+  void progress(const httplib::Request& request, httplib::Response& response) {
+    const bool skip_image = request.get_param_value("skip_current_image") == "true";
+    json body = {{"progress", 0.0}, {"eta_relative", 0.0}, {"current_image", nullptr}, {"textinfo", nullptr}};
+    json state = {{"skipped", false}, {"interrupted", false}, {"job", ""}, {"job_count", queue.queued()},
+                  {"job_no", 0}, {"sampling_step", 0}, {"sampling_steps", 0}};
+    if (const auto id = queue.running()) {
+      const auto status = queue.status(*id);
+      state["job"] = *id;
+      state["job_count"] = queue.queued() + 1;
+      state["interrupted"] = queue.interrupted(*id);
+      if (status.progress.is_object()) {
+        body["progress"] = status.progress.value("fraction", 0.0);
+        body["eta_relative"] = std::max(0.0, status.progress.value("eta_seconds", 0.0));
+        state["sampling_step"] = status.progress.value("step", 0);
+        state["sampling_steps"] = status.progress.value("steps", 0);
+        state["job_no"] = status.progress.value("image", 0);
+      }
+      if (!skip_image && !status.preview_png.empty()) body["current_image"] = base64_encode(status.preview_png);
+    }
+    body["state"] = state;
+    send_json(response, 200, body);
+  }
+
+  // /sdapi/v1/options: every key checked before any is set.
+  void set_options(const httplib::Request& request, httplib::Response& response) {
+    const auto body = body_of(request, response);
+    if (!body) return;
+    if (!body->is_object()) return send_error(response, 422, "body", "body: must be a JSON object");
+    std::lock_guard lock(options_mutex);
+    for (const auto& [key, value] : body->items()) {
+      if (key == "sd_model_checkpoint" && value != options.model_name) {
+        return send_error(response, 422, key, key + ": this server has " + options.model_name +
+                                                  " loaded; start another diffuse serve for " + value.dump());
+      }
+      if (key == "CLIP_stop_at_last_layers" && (!value.is_number_integer() || value.get<int>() < 1 || value.get<int>() > 12)) {
+        return send_error(response, 422, key, key + ": must be a whole number 1..12");
+      }
+    }
+    for (const auto& [key, value] : body->items()) settings[key] = value;
+    send_json(response, 200, nullptr);
+  }
+
   void routes() {
     // SO_REUSEADDR alone: a restart may take a port still in TIME_WAIT, but a second server on a port in
     // use fails (httplib's default, SO_REUSEPORT, lets both listen and splits the clients between them).
@@ -152,30 +195,15 @@ struct HttpFront::Impl {
     server.Get("/", [](const httplib::Request&, httplib::Response& response) {
       response.set_content(web_page(), "text/html; charset=utf-8");
     });
+    a1111_routes();
+    diffuse_routes();
+  }
+
+  // AUTOMATIC1111's API, as far as one loaded model goes.
+  void a1111_routes() {
     server.Post("/sdapi/v1/txt2img", [this](const httplib::Request& rq, httplib::Response& rs) { synchronous("txt2img", rq, rs); });
     server.Post("/sdapi/v1/img2img", [this](const httplib::Request& rq, httplib::Response& rs) { synchronous("img2img", rq, rs); });
-    server.Get("/sdapi/v1/progress", [this](const httplib::Request& request, httplib::Response& response) {
-      const bool skip_image = request.get_param_value("skip_current_image") == "true";
-      json body = {{"progress", 0.0}, {"eta_relative", 0.0}, {"current_image", nullptr}, {"textinfo", nullptr}};
-      json state = {{"skipped", false}, {"interrupted", false}, {"job", ""}, {"job_count", queue.queued()},
-                    {"job_no", 0}, {"sampling_step", 0}, {"sampling_steps", 0}};
-      if (const auto id = queue.running()) {
-        const auto status = queue.status(*id);
-        state["job"] = *id;
-        state["job_count"] = queue.queued() + 1;
-        state["interrupted"] = queue.interrupted(*id);
-        if (status.progress.is_object()) {
-          body["progress"] = status.progress.value("fraction", 0.0);
-          body["eta_relative"] = std::max(0.0, status.progress.value("eta_seconds", 0.0));
-          state["sampling_step"] = status.progress.value("step", 0);
-          state["sampling_steps"] = status.progress.value("steps", 0);
-          state["job_no"] = status.progress.value("image", 0);
-        }
-        if (!skip_image && !status.preview_png.empty()) body["current_image"] = base64_encode(status.preview_png);
-      }
-      body["state"] = state;
-      send_json(response, 200, body);
-    });
+    server.Get("/sdapi/v1/progress", [this](const httplib::Request& rq, httplib::Response& rs) { progress(rq, rs); });
     server.Post("/sdapi/v1/interrupt", [this](const httplib::Request&, httplib::Response& response) {
       if (const auto id = queue.running()) queue.interrupt(*id);
       send_json(response, 200, json::object());
@@ -186,9 +214,6 @@ struct HttpFront::Impl {
     });
     server.Get("/sdapi/v1/samplers", [](const httplib::Request&, httplib::Response& response) {
       send_json(response, 200, a1111_samplers());
-    });
-    server.Get("/diffuse/v1/presets", [](const httplib::Request&, httplib::Response& response) {
-      send_json(response, 200, diffuse_presets());
     });
     server.Get("/sdapi/v1/sd-models", [this](const httplib::Request&, httplib::Response& response) {
       send_json(response, 200,
@@ -203,24 +228,14 @@ struct HttpFront::Impl {
       std::lock_guard lock(options_mutex);
       send_json(response, 200, settings);
     });
-    server.Post("/sdapi/v1/options", [this](const httplib::Request& request, httplib::Response& response) {
-      const auto body = body_of(request, response);
-      if (!body) return;
-      if (!body->is_object()) return send_error(response, 422, "body", "body: must be a JSON object");
-      std::lock_guard lock(options_mutex);
-      for (const auto& [key, value] : body->items()) {
-        if (key == "sd_model_checkpoint" && value != options.model_name) {
-          return send_error(response, 422, key, key + ": this server has " + options.model_name +
-                                                    " loaded; start another diffuse serve for " + value.dump());
-        }
-        if (key == "CLIP_stop_at_last_layers" && (!value.is_number_integer() || value.get<int>() < 1 || value.get<int>() > 12)) {
-          return send_error(response, 422, key, key + ": must be a whole number 1..12");
-        }
-      }
-      for (const auto& [key, value] : body->items()) settings[key] = value;
-      send_json(response, 200, nullptr);
-    });
+    server.Post("/sdapi/v1/options", [this](const httplib::Request& rq, httplib::Response& rs) { set_options(rq, rs); });
+  }
 
+  // diffuse's own job API: submit, poll (with a preview), interrupt.
+  void diffuse_routes() {
+    server.Get("/diffuse/v1/presets", [](const httplib::Request&, httplib::Response& response) {
+      send_json(response, 200, diffuse_presets());
+    });
     server.Post("/diffuse/v1/jobs", [this](const httplib::Request& request, httplib::Response& response) {
       auto body = body_of(request, response);
       if (!body) return;
