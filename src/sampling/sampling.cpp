@@ -95,6 +95,10 @@ const Sampler& find_sampler(const std::string& name) {
   throw InvalidParameter("sampler", "'" + name + "' is not one of " + joined_names());
 }
 
+SamplerChoice::SamplerChoice() : SamplerChoice("euler") {}
+SamplerChoice::SamplerChoice(const std::string& name) : entry_(&find_sampler(name)) {}
+std::string SamplerChoice::name() const { return entry_->name(); }
+
 at::Tensor RunContext::draw_noise(const at::Tensor& like) const {
   return at::randn(like.sizes(), generator, at::TensorOptions().dtype(like.scalar_type()))
       .to(like.device());
@@ -114,10 +118,10 @@ std::string name_of(Spacing spacing) { return kSpacings.name(spacing); }
 std::string name_of(SigmaSchedule schedule) { return kSchedules.name(schedule); }
 
 void validate(const SamplerOptions& options) {
-  const Sampler& sampler = find_sampler(options.sampler);
+  const Sampler& sampler = *options.sampler;
   if (options.schedule != SigmaSchedule::Default && !sampler.offers_schedules()) {
     throw InvalidParameter("schedule", "'" + name_of(options.schedule) + "' is not available for sampler '" +
-                                           options.sampler + "'; use 'default'");
+                                           sampler.name() + "'; use 'default'");
   }
   if (options.steps < 1) throw InvalidParameter("steps", "must be at least 1, got " + std::to_string(options.steps));
   if (!(options.eta >= 0)) throw InvalidParameter("eta", "must be 0 or more, got " + std::to_string(options.eta));
@@ -126,10 +130,10 @@ void validate(const SamplerOptions& options) {
     for (const auto& s : all_samplers()) {
       if (s->uses_eta()) users += (users.empty() ? "" : ", ") + s->name();
     }
-    throw InvalidParameter("eta", "applies only to samplers " + users + ", not to '" + options.sampler + "'");
+    throw InvalidParameter("eta", "applies only to samplers " + users + ", not to '" + sampler.name() + "'");
   }
   if (options.eta > sampler.max_eta()) {
-    throw InvalidParameter("eta", "sampler '" + options.sampler + "' takes eta from 0 to " + format_number(sampler.max_eta()) +
+    throw InvalidParameter("eta", "sampler '" + sampler.name() + "' takes eta from 0 to " + format_number(sampler.max_eta()) +
                                       ", got " + format_number(options.eta));
   }
 }
@@ -143,7 +147,7 @@ void validate_for(const SamplerOptions& options, const SchedulerConfig& config) 
 }
 
 Schedule make_schedule(const SchedulerConfig& config, const SamplerOptions& options) {
-  return find_sampler(options.sampler).make_schedule(effective_config(config, options), options);
+  return options.sampler->make_schedule(effective_config(config, options), options);
 }
 
 at::Tensor sample(const ModelFn& model, const SchedulerConfig& config, const SamplerOptions& options,
@@ -167,7 +171,7 @@ at::Tensor sample_from(const ModelFn& model, const SchedulerConfig& config, cons
                 std::to_string(options.steps) + " steps");
   }
   const RunContext context{model, effective, options, schedule, generator, callback, first_step, after_step};
-  return find_sampler(options.sampler).run(context, start.clone());
+  return options.sampler->run(context, start.clone());
 }
 
 int first_step_for_strength(int steps, double strength) {
@@ -187,7 +191,7 @@ at::Tensor add_noise(const SchedulerConfig& config, const SamplerOptions& option
                      const at::Tensor& noise, int step) {
   if (step >= options.steps) return original;
   const SchedulerConfig effective = effective_config(config, options);
-  const Sampler& sampler = find_sampler(options.sampler);
+  const Sampler& sampler = *options.sampler;
   const Schedule schedule = sampler.make_schedule(effective, options);
   const size_t entry = static_cast<size_t>(step) * sampler.order();
   switch (sampler.frame()) {
@@ -216,7 +220,7 @@ std::vector<std::pair<std::string, std::string>> sampler_names() {
 }
 
 std::string display_name(const SamplerOptions& options) {
-  std::string name = find_sampler(options.sampler).display_name();
+  std::string name = options.sampler->display_name();
   switch (options.schedule) {
     case SigmaSchedule::Karras: return name + " Karras";
     case SigmaSchedule::Exponential: return name + " Exponential";

@@ -62,8 +62,28 @@ struct SchedulerConfig {
 // UNet's timestep (fractional for karras sigmas with the Euler family).
 using ModelFn = std::function<at::Tensor(const at::Tensor& model_input, double timestep)>;
 
+class Sampler;  // sampling/sampler.h: the interface, internal to this layer
+
+// One sampler of the registry (sampler_names()), chosen by its name once -- an unknown name is
+// refused right there, naming the valid ones -- and from then on carried as the entry itself.
+class SamplerChoice {
+ public:
+  SamplerChoice();  // euler
+  // Implicit: every front end chooses a sampler by its name.
+  SamplerChoice(const std::string& name);  // NOLINT(google-explicit-constructor)
+  SamplerChoice(const char* name) : SamplerChoice(std::string(name)) {}  // NOLINT(google-explicit-constructor)
+  const Sampler& operator*() const { return *entry_; }
+  const Sampler* operator->() const { return entry_; }
+  std::string name() const;
+  bool operator==(const SamplerChoice& other) const { return entry_ == other.entry_; }
+  bool operator!=(const SamplerChoice& other) const { return entry_ != other.entry_; }
+
+ private:
+  const Sampler* entry_;
+};
+
 struct SamplerOptions {
-  std::string sampler = "euler";  // a name from sampler_names()
+  SamplerChoice sampler;
   SigmaSchedule schedule = SigmaSchedule::Default;
   std::optional<Spacing> timestep_spacing;  // overrides the config's
   std::optional<Prediction> prediction;     // overrides the config's

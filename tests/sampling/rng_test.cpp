@@ -52,7 +52,7 @@ TEST(RngParity, StochasticSamplersDrawAsOftenAsDiffusers) {
   int checked = 0;
   for (const auto& run : all_fixture_runs()) {
     const auto options = run.options();
-    if (!test::implemented(options.sampler) || !run.json.contains("step_noise")) continue;
+    if (!test::implemented(options.sampler.name()) || !run.json.contains("step_noise")) continue;
     SCOPED_TRACE(run.model + " " + run.id());
     const auto seed = run.json.at("seed").get<uint64_t>();
     auto generator = seeded_generator(seed);

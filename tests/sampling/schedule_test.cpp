@@ -35,7 +35,7 @@ TEST(SchedulerSchedule, MatchesDiffusersForEveryFixtureRun) {
   double worst_timestep = 0, worst_sigma = 0;
   for (const auto& run : all_fixture_runs()) {
     const auto options = run.options();
-    if (!implemented(options.sampler)) continue;
+    if (!implemented(options.sampler.name())) continue;
     SCOPED_TRACE(run.model + " " + run.id());
     const auto& info = run.json.at("scheduler_info");
     const Schedule schedule = make_schedule(run.config(), options);
