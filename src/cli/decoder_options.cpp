@@ -19,11 +19,12 @@ fs::path existing(const std::string& parameter, const fs::path& path) {
 explain::PreviewMode apply_decoder_options(const std::string& vae, const std::string& preview,
                                            pipeline::LoadOptions& load) {
   if (!vae.empty()) {
-    if (vae.rfind("taesd:", 0) != 0 || vae.size() == 6) {
+    const auto taesd = pipeline::taesd_spec_path(vae);
+    if (!taesd) {
       throw InvalidParameter("vae", "'" + vae + "' is not taesd:PATH (a TAESD folder or taesd_decoder.safetensors; "
                                                 "the model's own VAE is used otherwise)");
     }
-    load.taesd = existing("vae", vae.substr(6));
+    load.taesd = existing("vae", *taesd);
     load.taesd_as_vae = true;
   }
   const auto choice = explain::parse_preview(preview);

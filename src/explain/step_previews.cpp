@@ -57,7 +57,7 @@ PreviewChoice parse_preview(const std::string& text) {
   if (text == "linear") return {PreviewMode::Linear, std::nullopt};
   if (text == "vae") return {PreviewMode::Vae, std::nullopt};
   if (text == "taesd") return {PreviewMode::Taesd, std::nullopt};
-  if (text.rfind("taesd:", 0) == 0 && text.size() > 6) return {PreviewMode::Taesd, fs::path(text.substr(6))};
+  if (const auto taesd = pipeline::taesd_spec_path(text)) return {PreviewMode::Taesd, *taesd};
   throw InvalidParameter("preview", "'" + text + "' is not one of linear, vae, taesd, taesd:PATH");
 }
 

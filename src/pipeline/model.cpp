@@ -140,6 +140,12 @@ at::ScalarType dtype_from_name(const std::string& name) {
 
 std::string dtype_name(at::ScalarType dtype) { return dtype == at::kBFloat16 ? "bf16" : "fp32"; }
 
+std::optional<fs::path> taesd_spec_path(const std::string& text) {
+  static const std::string prefix = "taesd:";
+  if (text.size() <= prefix.size() || text.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  return fs::path(text.substr(prefix.size()));
+}
+
 std::string model_name_for(const fs::path& path) {
   const auto name = path.filename().replace_extension().string();
   return name.empty() ? path.parent_path().filename().string() : name;

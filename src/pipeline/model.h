@@ -59,6 +59,10 @@ std::string dtype_name(at::ScalarType dtype);
 // before it is loaded.
 std::string model_name_for(const std::filesystem::path& path);
 
+// "taesd:PATH", the one spelling of a TAESD to load (as the VAE, for previews, on the server): its
+// PATH, or nullopt for any other text (also a bare "taesd:").
+std::optional<std::filesystem::path> taesd_spec_path(const std::string& text);
+
 // What a prompt conditions the UNet with.
 struct PromptConditioning {
   at::Tensor context;  // [1, 77 x chunks, dim]: what cross-attention reads

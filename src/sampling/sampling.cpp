@@ -51,6 +51,18 @@ const NamedValues<SigmaSchedule> kSchedules{{{SigmaSchedule::Default, "default"}
                                              {SigmaSchedule::Exponential, "exponential"},
                                              {SigmaSchedule::SgmUniform, "sgm_uniform"}},
                                             "schedule"};
+// AUTOMATIC1111's names for the same schedules: its "Schedule type" menu, and the suffix of its
+// sampler names ("DPM++ 2M Karras") in PNG parameters. "Automatic" is the sampler's own.
+const NamedValues<SigmaSchedule> kA1111Schedules{{{SigmaSchedule::Default, "Automatic"},
+                                                  {SigmaSchedule::Karras, "Karras"},
+                                                  {SigmaSchedule::Exponential, "Exponential"},
+                                                  {SigmaSchedule::SgmUniform, "SGM Uniform"}},
+                                                 "scheduler"};
+
+std::string lowercase(std::string text) {
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
 
 // The config the sampler runs with: a prediction option overrides the model's prediction type.
 SchedulerConfig effective_config(const SchedulerConfig& config, const SamplerOptions& options) {
@@ -220,14 +232,22 @@ std::vector<std::pair<std::string, std::string>> sampler_names() {
 }
 
 std::string display_name(const SamplerOptions& options) {
-  std::string name = options.sampler->display_name();
-  switch (options.schedule) {
-    case SigmaSchedule::Karras: return name + " Karras";
-    case SigmaSchedule::Exponential: return name + " Exponential";
-    case SigmaSchedule::SgmUniform: return name + " SGM Uniform";
-    case SigmaSchedule::Default: break;
+  const std::string name = options.sampler->display_name();
+  if (options.schedule == SigmaSchedule::Default) return name;
+  return name + " " + kA1111Schedules.name(options.schedule);
+}
+
+SigmaSchedule parse_a1111_schedule(const std::string& name) {
+  const std::string wanted = lowercase(name);
+  if (wanted.empty()) return SigmaSchedule::Default;
+  for (const auto& table : {&kA1111Schedules, &kSchedules}) {
+    for (const auto& [value, value_name] : table->values) {
+      if (lowercase(value_name) == wanted) return value;
+    }
   }
-  return name;
+  // A1111's "Uniform" spaces the training timesteps evenly, as the samplers' own schedule does.
+  if (wanted == "uniform") return SigmaSchedule::Default;
+  return kA1111Schedules.parse(name);  // throws, listing A1111's names
 }
 
 std::vector<std::pair<std::string, std::string>> schedule_names() {

@@ -152,6 +152,9 @@ std::vector<std::pair<std::string, std::string>> sampler_names();
 // How AUTOMATIC1111's web UI names the sampler with this schedule ("DPM++ 2M Karras"), as its PNGs'
 // parameters text says it and the tools that read those texts expect it.
 std::string display_name(const SamplerOptions& options);
+// AUTOMATIC1111's "scheduler" (Automatic, Karras, Exponential, SGM Uniform, Uniform; any case; our
+// own names too; empty: Automatic). InvalidParameter `scheduler` otherwise.
+SigmaSchedule parse_a1111_schedule(const std::string& name);
 // Every --schedule value with a one-line description, likewise.
 std::vector<std::pair<std::string, std::string>> schedule_names();
 

@@ -93,13 +93,9 @@ void set_sampler_from_a1111(pipeline::GenerationRequest& request, const std::str
   if (!found) {
     throw InvalidParameter("sampler_name", "unknown sampler '" + sampler_name + "' (GET /sdapi/v1/samplers lists them)");
   }
-  const std::string schedule = lower(scheduler);
-  if (schedule.empty() || schedule == "automatic") return;
-  if (schedule == "karras") request.schedule = "karras";
-  else if (schedule == "exponential") request.schedule = "exponential";
-  else if (schedule == "sgm uniform" || schedule == "sgm_uniform") request.schedule = "sgm_uniform";
-  else if (schedule == "uniform" || schedule == "default") request.schedule = "default";
-  else throw InvalidParameter("scheduler", "unknown scheduler '" + scheduler + "' (Automatic, Karras, Exponential, SGM Uniform)");
+  const auto schedule = sampling::parse_a1111_schedule(scheduler);
+  // Automatic keeps what the sampler name said ("DPM++ 2M Karras").
+  if (!scheduler.empty() && lower(scheduler) != "automatic") request.schedule = sampling::name_of(schedule);
 }
 
 ApiRequest parse_a1111_request(const json& payload, bool img2img, const ServeLimits& limits) {

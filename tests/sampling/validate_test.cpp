@@ -191,3 +191,28 @@ TEST(SchedulerConfigJson, RejectsWhatItCannotHonour) {
 
 }  // namespace
 }  // namespace diffuse::sampling
+
+namespace diffuse::sampling {
+namespace {
+
+// AUTOMATIC1111's scheduler names and the sampler-name suffixes come from one table.
+TEST(A1111Schedules, ParseAndNameFromOneTable) {
+  EXPECT_EQ(parse_a1111_schedule(""), SigmaSchedule::Default);
+  EXPECT_EQ(parse_a1111_schedule("Automatic"), SigmaSchedule::Default);
+  EXPECT_EQ(parse_a1111_schedule("Uniform"), SigmaSchedule::Default);
+  EXPECT_EQ(parse_a1111_schedule("karras"), SigmaSchedule::Karras);
+  EXPECT_EQ(parse_a1111_schedule("SGM Uniform"), SigmaSchedule::SgmUniform);
+  EXPECT_EQ(parse_a1111_schedule("sgm_uniform"), SigmaSchedule::SgmUniform);
+  EXPECT_EQ(parse_a1111_schedule("Exponential"), SigmaSchedule::Exponential);
+  EXPECT_EQ(parse_error(parse_a1111_schedule, "Beta"),
+            "scheduler: 'Beta' is not one of Automatic, Karras, Exponential, SGM Uniform");
+  SamplerOptions options;
+  options.sampler = "dpm++2m";
+  for (const char* name : {"Karras", "Exponential", "SGM Uniform"}) {
+    options.schedule = parse_a1111_schedule(name);
+    EXPECT_EQ(display_name(options), std::string("DPM++ 2M ") + name);
+  }
+}
+
+}  // namespace
+}  // namespace diffuse::sampling
