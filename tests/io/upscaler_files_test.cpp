@@ -130,6 +130,16 @@ TEST_F(UpscalerFileErrors, StrayEsrganTensorIsNamed) {
       << upscaler_load_error(path);
 }
 
+// DataParallel saves every name under 'module.'; the prefix is dropped.
+TEST_F(UpscalerFileErrors, ModulePrefixIsDropped) {
+  const auto original = load_upscaler_file(upscale_models() / "rrdbnet_x4.safetensors", at::kFloat);
+  TensorMap prefixed;
+  for (const auto& [name, tensor] : original.tensors) prefixed["module." + name] = tensor;
+  const auto path = dir_ / "data_parallel.safetensors";
+  write_safetensors(path, prefixed);
+  expect_same_upscaler_tensors(original, load_upscaler_file(path, at::kFloat));
+}
+
 TEST_F(UpscalerFileErrors, MissingFile) {
   EXPECT_NE(upscaler_load_error(dir_ / "none.pth").find("none.pth: no such file"), std::string::npos);
 }
