@@ -207,13 +207,14 @@ NeuralUpscaler::Result NeuralUpscaler::upscale(const at::Tensor& pixels, const U
   check_upscale_size(width, height, width * scale(), height * scale(), "upscale");
   const auto unit = bytes_to_unit_floats(pixels);  // [H, W, C]
   const bool has_alpha = channels == 2 || channels == 4;
-  const auto colour = channels <= 2 ? plane_as_rgb(unit.select(2, 0)) : unit.narrow(2, 0, 3).permute({2, 0, 1}).unsqueeze(0).contiguous();
+  const auto colour = channels <= 2 ? plane_as_rgb(unit.select(2, 0))
+                                    : unit.narrow(2, 0, 3).permute({2, 0, 1}).unsqueeze(0).contiguous();
   PhaseTimer timer(options.progress, Phase::Upscale,
                    units(static_cast<int>(width), static_cast<int>(height), static_cast<int>(channels), options));
   timer.report(0);
   Result result;
   result.net_out = run(colour, options, &timer);
-  auto rgb = result.net_out.clamp(0, 1)[0].permute({1, 2, 0}).contiguous();  // [sH, sW, 3]
+  const auto rgb = result.net_out.clamp(0, 1)[0].permute({1, 2, 0}).contiguous();  // [sH, sW, 3]
   if (!has_alpha) {
     result.image = channels == 1 ? grey_from_rgb(rgb) : rgb;
     return result;
