@@ -20,6 +20,7 @@
 #include "util/memory.h"
 #include "image/png_file.h"
 #include "pipeline/generation.h"
+#include "pipeline/upscale.h"
 #include "random_model.h"
 #include "report.h"
 #include "util/error.h"
@@ -44,6 +45,8 @@ struct BenchOptions {
   bool skip_fast = false;
   bool vae_tiling = false;
   bool low_memory_run = false;
+  bool upscaler_only = false;
+  std::string upscaler;  // default: bench-models/rrdbnet-x4plus-random.safetensors
   std::string json;
 };
 
@@ -241,6 +244,36 @@ PrecisionResult run_precision(const BenchOptions& o, const Architecture& arch, a
   return result;
 }
 
+// Real-ESRGAN x4plus's network (random weights, loaded through the upscaler's own path) on a 256x256
+// input, whole and in 128-pixel tiles with 10 pixels of context (the work counted is the tiles' own,
+// overlap included).
+void add_upscaler_rows(const BenchOptions& o, at::ScalarType dtype, const Ceiling& ceiling, std::vector<Row>& rows) {
+  models::RrdbNetConfig x4plus;  // the defaults: num_feat 64, num_block 23, num_grow_ch 32, x4
+  const fs::path path = o.upscaler.empty() ? fs::path("bench-models/rrdbnet-x4plus-random.safetensors") : fs::path(o.upscaler);
+  if (!fs::exists(path)) {
+    std::fprintf(stderr, "writing %s (random RRDBNet x4plus) ...\n", path.c_str());
+    const auto parameters = write_random_upscaler(x4plus, path);
+    std::fprintf(stderr, "  %.1f M parameters\n", parameters / 1e6);
+  }
+  std::optional<pipeline::NeuralUpscaler> upscaler;
+  rows.push_back(timed("load rrdbnet x4plus", dtype, 0, 0, Warmup::none,
+                       [&] { upscaler.emplace(pipeline::NeuralUpscaler::load(path, dtype)); }));
+  const int side = 256;
+  const auto image = at::rand({1, 3, side, side});
+  pipeline::UpscaleOptions whole;
+  rows.push_back(timed("rrdbnet x4plus 256x256 -> 1024x1024", dtype, rrdbnet_flops(upscaler->config(), 1, side, side).total(),
+                       ceiling.conv_gflops, Warmup::once, [&] { upscaler->run(image, whole); }));
+  pipeline::UpscaleOptions tiled;
+  tiled.tile = 128;
+  tiled.tile_pad = 10;
+  double tiled_flops = 0;
+  for (const auto& t : pipeline::upscale_tiles(side, side, tiled.tile, tiled.tile_pad)) {
+    tiled_flops += rrdbnet_flops(upscaler->config(), 1, t.padded_y1 - t.padded_y0, t.padded_x1 - t.padded_x0).total();
+  }
+  rows.push_back(timed("rrdbnet x4plus 256x256, tiles 128 + 10", dtype, tiled_flops, ceiling.conv_gflops, Warmup::once,
+                       [&] { upscaler->run(image, tiled); }));
+}
+
 // PSNR of bf16 against fp32 on the small fixture model, where fp32 matches diffusers.
 double fixture_psnr(const BenchOptions& o) {
   std::map<at::ScalarType, at::Tensor> images;
@@ -293,7 +326,7 @@ int run(const BenchOptions& o_in) {
   std::printf("allocator: %s\n", report["allocator"].get<std::string>().c_str());
   std::fflush(stdout);
 
-  if (!fs::exists(o.model)) {
+  if (!o.upscaler_only && !fs::exists(o.model)) {
     std::fprintf(stderr, "writing %s (random weights, fp16, original key names) ...\n", o.model.c_str());
     const auto start = std::chrono::steady_clock::now();
     const auto parameters = write_random_checkpoint(arch, o.model);
@@ -311,9 +344,14 @@ int run(const BenchOptions& o_in) {
     std::printf("ceiling %s: 3x3 convolution %.1f GFLOP/s, matrix product %.1f GFLOP/s\n",
                 pipeline::dtype_name(dtype).c_str(), ceiling.conv_gflops, ceiling.matmul_gflops);
     std::fflush(stdout);
+    if (o.upscaler_only) {
+      add_upscaler_rows(o, dtype, ceiling, rows);
+      continue;
+    }
     results[dtype] = run_precision(o, arch, dtype, ceiling, false);
     rows.insert(rows.end(), results[dtype].rows.begin(), results[dtype].rows.end());
     report["peak_rss_generation_mib"][pipeline::dtype_name(dtype)] = results[dtype].generation_peak_mib;
+    add_upscaler_rows(o, dtype, ceiling, rows);
     if (o.low_memory_run) {
       auto low = run_precision(o, arch, dtype, ceiling, true);
       rows.insert(rows.end(), low.rows.begin(), low.rows.end());
@@ -331,7 +369,7 @@ int run(const BenchOptions& o_in) {
     report["psnr_bf16_vs_fp32_db"][o.arch] = db;
     std::printf("PSNR bf16 vs fp32, %s random weights, %dx%d, same seed: %.1f dB\n", o.arch.c_str(), arch.side, arch.side, db);
   }
-  if (!o.fixture.empty() && fs::exists(o.fixture)) {
+  if (!o.upscaler_only && !o.fixture.empty() && fs::exists(o.fixture)) {
     const double db = fixture_psnr(o);
     report["psnr_bf16_vs_fp32_db"]["fixture"] = db;
     std::printf("PSNR bf16 vs fp32, %s, same seed: %.1f dB\n", o.fixture.c_str(), db);
@@ -367,6 +405,9 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-generation", o.skip_generation, "No whole generation");
   app.add_flag("--vae-tiling", o.vae_tiling, "Decode in tiles (as generate --vae-tiling), for every decode timed");
   app.add_flag("--low-memory-run", o.low_memory_run, "Also load and generate with --low-memory");
+  app.add_flag("--upscaler-only", o.upscaler_only, "Only the RRDBNet x4plus rows (Real-ESRGAN's size, random weights)");
+  app.add_option("--upscaler", o.upscaler, "RRDBNet file to time; written with random x4plus weights if absent "
+                                           "(default: bench-models/rrdbnet-x4plus-random.safetensors)");
   app.add_option("--json", o.json, "Also write the JSON report to this file");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -169,6 +169,23 @@ FlopCount taesd_decode_flops(const models::TinyAutoencoderConfig& config, int64_
   return f;
 }
 
+FlopCount rrdbnet_flops(const models::RrdbNetConfig& config, int64_t batch, int64_t height, int64_t width) {
+  const int64_t unshuffle = config.unshuffle_factor();
+  Grid grid{batch, height / unshuffle, width / unshuffle};
+  const int64_t nf = config.num_feat, gc = config.num_grow_ch;
+  FlopCount f;
+  f.convolution += conv(config.conv_first_in_channels(), nf, 3, grid);
+  double dense_block = conv(nf + 4 * gc, nf, 3, grid);
+  for (int64_t k = 0; k < 4; ++k) dense_block += conv(nf + k * gc, gc, 3, grid);
+  f.convolution += 3.0 * double(config.num_block) * dense_block + conv(nf, nf, 3, grid);
+  for (int i = 0; i < config.upsamplings; ++i) {
+    grid = grid.twice();
+    f.convolution += conv(nf, nf, 3, grid);
+  }
+  f.convolution += conv(nf, nf, 3, grid) + conv(nf, config.num_out_ch, 3, grid);
+  return f;
+}
+
 FlopCount text_encoder_flops(const models::TextEncoderConfig& config, int64_t batch, int64_t tokens) {
   FlopCount f;
   const double rows = double(batch * tokens);

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "models/config.h"
+#include "models/rrdbnet.h"
 
 namespace diffuse::bench {
 
@@ -29,6 +30,9 @@ FlopCount vae_decode_flops(const models::VaeConfig& config, int64_t batch, int64
 // TAESD's decoder (AutoencoderTiny) from a latent_height x latent_width latent.
 FlopCount taesd_decode_flops(const models::TinyAutoencoderConfig& config, int64_t batch, int64_t latent_height,
                              int64_t latent_width);
+
+// RRDBNet (ESRGAN / Real-ESRGAN) on `batch` images of height x width input pixels.
+FlopCount rrdbnet_flops(const models::RrdbNetConfig& config, int64_t batch, int64_t height, int64_t width);
 
 // The text encoder on `batch` sequences of `tokens` tokens.
 FlopCount text_encoder_flops(const models::TextEncoderConfig& config, int64_t batch, int64_t tokens = 77);

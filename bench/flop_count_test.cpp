@@ -18,6 +18,15 @@ TEST(FlopCount, Sd15CfgStepAt512) { expect_gflop(unet_flops(models::UNetConfig{}
 
 TEST(FlopCount, Sd15VaeDecodeAt512) { expect_gflop(vae_decode_flops(models::VaeConfig{}, 1, 64, 64).total(), 2515); }
 
+// RealESRGAN_x4plus from its published size: 16,697,987 parameters, of which 13,571 biases; every 3x3
+// weight runs once per output pixel of its layer: all at 256x256 but conv_up1 (64x64x9 at 512x512),
+// conv_up2 and conv_hr (at 1024x1024) and conv_last (64x3x9 at 1024x1024).
+TEST(FlopCount, RealEsrganX4plusAt256) {
+  const double weights = 16697987 - 13571, up = 64 * 64 * 9, last = 64 * 3 * 9;
+  const double expected = 2 * ((weights - 3 * up - last) * 256 * 256 + up * 512 * 512 + (2 * up + last) * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(rrdbnet_flops(models::RrdbNetConfig{}, 1, 256, 256).total(), expected);
+}
+
 TEST(FlopCount, AttentionProductsGrowWithTokensSquared) {
   const models::UNetConfig config;
   const auto small = unet_flops(config, 2, 32, 32), large = unet_flops(config, 2, 64, 64);

@@ -132,4 +132,15 @@ int64_t write_random_taesd(const std::filesystem::path& folder, uint64_t seed) {
   return count(weights);
 }
 
+int64_t write_random_upscaler(const models::RrdbNetConfig& config, const std::filesystem::path& path, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  models::RrdbNet net(config);
+  TensorMap weights;
+  for (const auto& parameter : net->named_parameters()) weights.emplace(parameter.key(), parameter.value().detach());
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  io::write_safetensors(path, weights, {{"diffuse_bench", "random RRDBNet"}});
+  return count(weights);
+}
+
 }  // namespace diffuse::bench

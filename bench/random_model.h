@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/config.h"
+#include "models/rrdbnet.h"
 
 namespace diffuse::bench {
 
@@ -31,6 +32,10 @@ Architecture find_architecture(const std::string& name);
 // A full-size TAESD (64 channels, 2.4 M parameters) with random fp16 weights, as taesd.py's two
 // files in `folder`: taesd_encoder.safetensors and taesd_decoder.safetensors. Returns the parameters.
 int64_t write_random_taesd(const std::filesystem::path& folder, uint64_t seed = 0);
+
+// An RRDBNet of `config` with random weights (torch's default initialisation, seeded) in BasicSR's key
+// names, fp32, as Real-ESRGAN's converted .safetensors files. Returns the parameters written.
+int64_t write_random_upscaler(const models::RrdbNetConfig& config, const std::filesystem::path& path, uint64_t seed = 0);
 
 int64_t write_random_checkpoint(const Architecture& architecture, const std::filesystem::path& path, uint64_t seed = 0);
 

@@ -14,5 +14,6 @@ void add_image_numbers_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
+void add_upscale_command(CLI::App& app);
 
 }  // namespace diffuse::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   diffuse::cli::add_convert_command(app);
   diffuse::cli::add_serve_command(app);
   diffuse::cli::add_preprocess_command(app);
+  diffuse::cli::add_upscale_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -29,6 +29,7 @@ const char* unit_name(pipeline::Phase phase) {
     case pipeline::Phase::Encode: return "prompt";
     case pipeline::Phase::Denoise: return "step";
     case pipeline::Phase::Decode: return "tile";
+    case pipeline::Phase::Upscale: return "tile";
   }
   return "unit";
 }

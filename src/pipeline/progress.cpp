@@ -8,6 +8,7 @@ const char* phase_name(Phase phase) {
     case Phase::Encode: return "encoding";
     case Phase::Denoise: return "denoising";
     case Phase::Decode: return "decoding";
+    case Phase::Upscale: return "upscaling";
   }
   return "?";
 }

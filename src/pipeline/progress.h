@@ -10,8 +10,8 @@
 
 namespace diffuse::pipeline {
 
-enum class Phase { Load, Encode, Denoise, Decode };
-const char* phase_name(Phase phase);  // "loading", "encoding", "denoising", "decoding"
+enum class Phase { Load, Encode, Denoise, Decode, Upscale };
+const char* phase_name(Phase phase);  // "loading", "encoding", "denoising", "decoding", "upscaling"
 
 struct Progress {
   Phase phase;
