@@ -5,7 +5,10 @@
 // reference's largest magnitude, the 8-bit image within 1 level (under 0.2 on average).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "image/png_file.h"
+#include "models/kernel_options.h"
 #include "pipeline/control.h"
 #include "pipeline/generation.h"
 #include "pipeline/golden_run.h"
@@ -179,6 +182,72 @@ TEST(ControlNetImages, ResizeModesKeepTheAspectAsTheySay) {
   EXPECT_EQ(fitted.sizes(), (at::IntArrayRef{4, 4, 3}));
   EXPECT_TRUE(fitted.slice(0, 1, 3).equal(pixels));
   EXPECT_EQ(fitted[0][0][0].item<int>(), fitted[3][3][0].item<int>());
+}
+
+}  // namespace
+}  // namespace diffuse::pipeline
+
+namespace diffuse::pipeline {
+namespace {
+
+// The modes without references of their own, against the balanced residuals of the same net: which
+// CFG half gets what, and the weights of each residual.
+TEST(ControlNetModes, EachModeWeightsAndPlacesTheResidualsAsDocumented) {
+  torch::NoGradGuard no_grad;
+  const auto run = control_run("cn_euler_8_s1.0");
+  auto& model = control_base_model("tiny-sd1");
+  at::manual_seed(1);
+  const auto input = at::randn({1, 4, 32, 32}, at::TensorOptions().dtype(at::kFloat)).repeat({2, 1, 1, 1});
+  const auto residuals_for = [&](const std::string& mode, bool guess, double start = 0) {
+    auto request = control_request(run, true);
+    request.control_mode = mode;
+    request.control_guess_mode = guess;
+    request.controls[0].start = start;
+    const auto resolved = resolve(request, model);
+    ControlNetRunner runner(model, resolved);
+    Conditioning conditioning;
+    conditioning.context = at::cat({model.encode_prompt(""), model.encode_prompt("a photo of a cat")});
+    return runner.residuals(0, 8, input, at::tensor({500.0}), conditioning, /*guided=*/true);
+  };
+  const auto balanced = residuals_for("balanced", false);
+  const auto prompt = residuals_for("prompt", false);
+  const auto control = residuals_for("control", false);
+  const auto guess = residuals_for("balanced", true);
+  EXPECT_FALSE(residuals_for("balanced", false, 0.5).has_value()) << "a unit before its start is not run";
+  ASSERT_TRUE(balanced && prompt && control && guess);
+  const size_t n = balanced->down.size() + 1;
+  const auto logspace = models::guess_mode_scales(n, 1.0);
+  const auto all = [&](const models::ControlResiduals& r) {
+    auto list = r.down;
+    list.push_back(r.mid);
+    return list;
+  };
+  const auto b = all(*balanced), p = all(*prompt), c = all(*control), g = all(*guess);
+  for (size_t k = 0; k < n; ++k) {
+    const double soft = std::pow(0.825, static_cast<double>(n - 1 - k));
+    EXPECT_TRUE(at::allclose(p[k], b[k] * soft, 1e-5, 1e-6)) << "prompt, residual " << k;
+    EXPECT_TRUE(at::equal(c[k][0], at::zeros_like(c[k][0]))) << "control, unconditional half, residual " << k;
+    EXPECT_TRUE(at::allclose(c[k][1], p[k][1], 1e-4, 1e-6)) << "control, conditional half, residual " << k;
+    EXPECT_TRUE(at::equal(g[k][0], at::zeros_like(g[k][0]))) << "guess, unconditional half, residual " << k;
+    EXPECT_TRUE(at::allclose(g[k][1], b[k][1] * logspace[k], 1e-4, 1e-6)) << "guess, conditional half, residual " << k;
+  }
+}
+
+// bf16 (where the CPU multiplies it natively) draws diffusers' fp32 picture closely: 30 dB, the bar
+// the plain runs meet.
+TEST(ControlNetBf16, DrawsTheReferenceClosely) {
+  if (!models::bf16_supported()) GTEST_SKIP() << "bf16 is refused below CPU class avx512";
+  const auto run = control_run("cn_euler_8_s1.0");
+  LoadOptions load;
+  load.dtype = at::kBFloat16;
+  const auto dir = controlnet_refs() / controlnet_manifest().at("models").at("tiny-sd1").at("model_dir").get<std::string>();
+  auto model = StableDiffusionModel::load(dir, load);
+  const auto pixels = generate_image(model, resolve(control_request(run, true), model)).pixels;
+  const auto expected = image::read_png(controlnet_refs() / run.at("png").get<std::string>()).pixels;
+  const double mse = (pixels.to(at::kDouble) - expected.to(at::kDouble)).pow(2).mean().item<double>();
+  const double db = 10.0 * std::log10(255.0 * 255.0 / std::max(mse, 1e-12));
+  std::printf("cn_euler_8_s1.0 bf16 vs diffusers fp32: PSNR %.1f dB\n", db);
+  EXPECT_GT(db, 30.0);
 }
 
 }  // namespace
