@@ -83,6 +83,8 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
   torch::NoGradGuard no_grad;
   const uint64_t seed = request.seed_of(index);
   model.set_loras(request.loras);
+  // The nets are loaded and checked against the model before any prompt is encoded.
+  ControlNetRunner control(model, request);
   StepConditioning conditioning(model, request, index, progress);
   int step = 0;  // of this run, for the prompt schedules
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -95,7 +97,6 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
           : at::Tensor();
 
   const int steps_run = request.sampler.steps - request.first_step;
-  ControlNetRunner control(model, request);
   const sampling::ModelFn predict = [&](const at::Tensor& input, double timestep) {
     const auto t = at::tensor({timestep}, at::kFloat);
     // The sampler's arithmetic stays fp32; only the UNet runs in the model's type (a no-op in fp32).

@@ -118,5 +118,14 @@ TEST_F(ControlNetCli, RefusesBadUnitsBeforeWriting) {
   expect_rejected(run_diffuse(args), "--control-mode: 'louder' is not balanced, prompt or control");
 }
 
+TEST_F(ControlNetCli, RefusesANetForAnotherBaseModel) {
+  auto args = flags_of(run("xl_cn_euler_6_s1.0"));
+  auto unit = std::find(args.begin(), args.end(), "--control") + 1;
+  *unit = (fixtures_dir() / "controlnet/tiny-sd1-cn/tiny-sd1-cn.safetensors").string() + unit->substr(unit->find(':', unit->find("diffusers")));
+  expect_rejected(run_diffuse(args), "--control: unit 1: " + (fixtures_dir() / "controlnet/tiny-sd1-cn/tiny-sd1-cn.safetensors").string() +
+                                         " is a ControlNet for an SD 1.x/2.x-style model (text width 32); diffusers is "
+                                         "SDXL (text width 64, size conditioning)");
+}
+
 }  // namespace
 }  // namespace diffuse::cli
