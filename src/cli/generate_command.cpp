@@ -46,6 +46,8 @@ struct GenerateOptions {
   std::string init_image, mask, outpaint;                 // PNG paths; "L,R,T,B" as typed
   std::vector<std::string> loras;                         // "NAME[:WEIGHT]" as typed
   std::vector<std::string> lora_dirs, embeddings, embedding_dirs;
+  std::vector<std::string> controls;  // "FILE:IMAGE[:WEIGHT[:START:END]]" as typed
+  std::vector<std::string> controlnet_dirs;
   bool plain_prompt = false;
   bool guidance_embedding = false;  // as --guidance-embedding / --no-guidance-embedding say, when given
   pipeline::GenerationRequest request;
@@ -119,6 +121,72 @@ void parse_extra_networks(GenerateOptions& o) {
   }
 }
 
+// "net.safetensors:edges.png:0.8:0:0.6" -> a unit. Numbers are taken from the right (one: the
+// weight; three: weight, start, end); of the rest, the file and the image are split at the first
+// colon after which an existing image file follows, so paths may hold colons.
+pipeline::ControlUnit control_of_flag(const std::string& text, size_t index) {
+  const auto fail = [&](const std::string& why) {
+    return InvalidParameter("control", "unit " + std::to_string(index + 1) + ": '" + text + "' " + why);
+  };
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const size_t colon = text.find(':', start);
+    parts.push_back(text.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  const auto number = [](const std::string& part, double& value) {
+    size_t used = 0;
+    try {
+      value = std::stod(part, &used);
+    } catch (const std::logic_error&) {
+      return false;
+    }
+    return used == part.size() && !part.empty();
+  };
+  size_t trailing = 0;
+  double probe = 0;
+  while (trailing < 3 && parts.size() - trailing > 2 && number(parts[parts.size() - 1 - trailing], probe)) ++trailing;
+  if (trailing == 2) throw fail("gives a start without an end (FILE:IMAGE:WEIGHT:START:END)");
+  pipeline::ControlUnit unit;
+  if (trailing >= 1) number(parts[parts.size() - trailing], unit.weight);
+  if (trailing == 3) {
+    number(parts[parts.size() - 2], unit.start);
+    number(parts[parts.size() - 1], unit.end);
+  }
+  parts.resize(parts.size() - trailing);
+  if (parts.size() < 2) throw fail("is not FILE:IMAGE[:WEIGHT[:START:END]]");
+  size_t split = 1;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::string image;
+    for (size_t j = i; j < parts.size(); ++j) image += (j > i ? ":" : "") + parts[j];
+    if (fs::is_regular_file(image)) {
+      split = i;
+      break;
+    }
+  }
+  std::string image;
+  for (size_t j = 0; j < parts.size(); ++j) {
+    if (j < split) {
+      unit.model += (j > 0 ? ":" : "") + parts[j];
+    } else {
+      image += (j > split ? ":" : "") + parts[j];
+    }
+  }
+  if (!fs::is_regular_file(image)) throw fail("names no control image file '" + image + "'");
+  try {
+    unit.image = image::read_png(image).pixels;
+  } catch (const Error& e) {
+    throw fail("has a control image that is not a PNG: " + std::string(e.what()));
+  }
+  return unit;
+}
+
+void parse_controls(GenerateOptions& o) {
+  for (size_t i = 0; i < o.controls.size(); ++i) o.request.controls.push_back(control_of_flag(o.controls[i], i));
+  o.request.controlnet_dirs.assign(o.controlnet_dirs.begin(), o.controlnet_dirs.end());
+}
+
 void parse_size_conditioning(GenerateOptions& o) {
   if (const auto size = number_pair(o.original_size, "original_size", "W,H")) {
     o.request.original_size = pipeline::ImageSize{size->first, size->second};
@@ -147,6 +215,7 @@ void run_generate(GenerateOptions o) {
   if (!o.preset.empty()) pipeline::apply_preset(pipeline::find_preset(o.preset), o.request, o.given);
   parse_size_conditioning(o);
   parse_extra_networks(o);
+  parse_controls(o);
   read_source_images(o);
   const auto validated = pipeline::validate(o.request);
   check_files(o);
@@ -278,6 +347,24 @@ void add_generate_command(CLI::App& app) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   command->add_flag("--plain-prompt", options->plain_prompt,
                     "Read the prompt as diffusers does: no (weights), [edits], BREAK or <lora:...>, cut at 77 tokens");
+  command->add_option("--control", options->controls,
+                      "A ControlNet unit FILE:IMAGE[:WEIGHT[:START:END]]: the net (file, diffusers folder, or NAME in "
+                      "a --controlnet-dir), its control image (PNG, made elsewhere: edges, depth, pose...), the "
+                      "weight (default 1) and the fractions of the steps it steers (default 0 and 1); repeat for "
+                      "several, their effects add up")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command->add_option("--controlnet-dir", options->controlnet_dirs, "Folder where --control looks up nets by NAME")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command->add_option("--control-mode", p.control_mode,
+                      "balanced, prompt (my prompt is more important) or control (ControlNet is more important), "
+                      "as AUTOMATIC1111's")
+      ->capture_default_str();
+  command->add_flag("--control-guess-mode", p.control_guess_mode,
+                    "diffusers' guess mode: the nets steer the conditional half only, the deep residuals most");
+  command->add_option("--control-resize", p.control_resize,
+                      "A control image of another size: stretch (Just Resize), crop (Crop and Resize) or fit "
+                      "(Resize and Fill)")
+      ->capture_default_str();
   command->add_option("--batch-count", p.batch_count, "Images to make; OUT.png becomes OUT-<seed>.png")
       ->capture_default_str();
   command->add_option("--tokenizer", options->tokenizer,

@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/controlnet_files.h"
 #include "io/model_files.h"
 #include "pipeline/component_configs.h"
 #include "io/tensor_file.h"
@@ -17,7 +18,11 @@ using nlohmann::json;
 namespace {
 
 const char* label_of(const std::string& key) {
-  return key == "text_encoder" ? "text encoder" : key == "text_encoder_2" ? "text encoder 2" : key == "unet" ? "UNet" : "VAE";
+  return key == "text_encoder"     ? "text encoder"
+         : key == "text_encoder_2" ? "text encoder 2"
+         : key == "unet"           ? "UNet"
+         : key == "controlnet"     ? "ControlNet"
+                                   : "VAE";
 }
 
 int64_t product(const std::vector<int64_t>& shape) {
@@ -69,7 +74,29 @@ std::string encoder_layers_text(const models::TextEncoderConfig& te) {
   return out.str();
 }
 
+// A ControlNet's facts: its copied encoder, its hint encoder, what base model it steers.
+std::string controlnet_text(const models::ControlNetConfig& c) {
+  std::ostringstream out;
+  const auto& u = c.unet;
+  const std::string base = u.text_time()                     ? "SDXL"
+                           : u.cross_attention_dim == 768    ? "SD 1.x"
+                           : u.cross_attention_dim == 1024   ? "SD 2.x"
+                                                             : "an SD 1.x/2.x-style model";
+  out << "Architecture (ControlNet for " << base << ", text width " << u.cross_attention_dim << ")\n"
+      << "  copied encoder: channels per level " << list_text(u.block_out_channels) << ", attention heads per level "
+      << list_text(u.num_heads) << ", transformer layers per level " << list_text(u.transformer_layers) << ", "
+      << u.layers_per_block << " resnet layers per block, latent channels " << u.in_channels
+      << (u.text_time() ? ", size conditioning" : "") << "\n"
+      << "  hint encoder: " << c.conditioning_channels << " channels in, widths "
+      << list_text(c.conditioning_embedding_out_channels) << ", downscale x" << c.hint_downscale_factor()
+      << " (must equal the VAE's), channel order " << c.conditioning_channel_order << "\n"
+      << "  residuals: " << u.levels() * u.layers_per_block + u.levels() << " skip connections and the middle block"
+      << (c.global_pool_conditions ? ", pooled over the image" : "") << "\n";
+  return out.str();
+}
+
 std::string architecture_text(const Architecture& a) {
+  if (a.controlnet) return controlnet_text(*a.controlnet);
   std::ostringstream out;
   const auto& te = a.text_encoder;
   const auto& u = a.unet;
@@ -135,7 +162,24 @@ int64_t ModelInventory::tensor_count() const {
   return total;
 }
 
+namespace {
+
+ModelInventory inspect_controlnet(const fs::path& path) {
+  const auto files = io::load_controlnet_files(path, at::kHalf);
+  ModelInventory inventory;
+  inventory.path = path.string();
+  inventory.layout = fs::is_directory(path) ? "ControlNet, diffusers folder" : "ControlNet, single file";
+  inventory.components.push_back(component_from_file("controlnet", files));
+  inventory.architecture.family = "controlnet";
+  inventory.architecture.controlnet = files.config.is_null() ? models::ControlNetConfig::infer(files.tensors)
+                                                             : models::ControlNetConfig::from_json(files.config);
+  return inventory;
+}
+
+}  // namespace
+
 ModelInventory inspect_model(const fs::path& path) {
+  if (io::is_controlnet_path(path)) return inspect_controlnet(path);
   // Half keeps F16 files as views of the mapping; only the shapes matter here.
   const auto files = io::load_model_files(path, at::kHalf);
   ModelInventory inventory;
@@ -195,6 +239,10 @@ json to_json(const ModelInventory& inventory) {
                   {"parameters", inventory.parameters()}};
   out["not_loaded"] = inventory.not_loaded;
   const auto& a = inventory.architecture;
+  if (a.controlnet) {
+    out["architecture"] = {{"family", a.family}, {"controlnet", a.controlnet->to_json()}};
+    return out;
+  }
   out["architecture"] = {
       {"family", a.family},
       {"prediction_type", a.prediction_type},

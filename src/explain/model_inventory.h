@@ -39,7 +39,9 @@ struct ComponentInventory {
 // Every size that shapes the networks, as the loader reads it from the configs (or infers it from a
 // single file's tensor shapes).
 struct Architecture {
-  std::string family;  // "sd1", "sd2" or "sdxl"
+  std::string family;  // "sd1", "sd2" or "sdxl"; a ControlNet: "controlnet"
+  // A ControlNet file or folder holds only this (the other configs stay at their defaults, unused).
+  std::optional<models::ControlNetConfig> controlnet;
   models::TextEncoderConfig text_encoder;
   std::optional<models::TextEncoderConfig> text_encoder_2;  // SDXL
   models::UNetConfig unet;
@@ -59,7 +61,8 @@ struct ModelInventory {
   int64_t tensor_count() const;
 };
 
-// Reads a diffusers folder or a single .safetensors file. Throws diffuse::Error naming the file.
+// Reads a diffusers folder or a single .safetensors file, a whole model or a ControlNet. Throws
+// diffuse::Error naming the file.
 ModelInventory inspect_model(const std::filesystem::path& path);
 
 // The parameters of a built module (e.g. a random-weight full-size network), named as diffusers names

@@ -8,13 +8,15 @@ namespace {
 
 using NameParts = std::vector<std::pair<std::string, std::string>>;  // (original, diffusers)
 
-// UNet tensors outside the numbered blocks. label_emb is SDXL's size/pooled-text embedding.
-const NameParts kUnetTopLevel = {
+// UNet tensors outside the numbered blocks, in the encoder half a ControlNet copies too. label_emb
+// is SDXL's size/pooled-text embedding.
+const NameParts kEncoderTopLevel = {
     {"time_embed.0.", "time_embedding.linear_1."}, {"time_embed.2.", "time_embedding.linear_2."},
-    {"input_blocks.0.0.", "conv_in."},              {"out.0.", "conv_norm_out."},
-    {"out.2.", "conv_out."},                        {"label_emb.0.0.", "add_embedding.linear_1."},
+    {"input_blocks.0.0.", "conv_in."},              {"label_emb.0.0.", "add_embedding.linear_1."},
     {"label_emb.0.2.", "add_embedding.linear_2."},
 };
+// The UNet's output head.
+const NameParts kUnetOutput = {{"out.0.", "conv_norm_out."}, {"out.2.", "conv_out."}};
 // Inside a UNet ResBlock (openaimodel.py's nn.Sequential indices -> diffusers ResnetBlock2D).
 const NameParts kUnetResnet = {
     {"in_layers.0.", "norm1."},  {"in_layers.2.", "conv1."},  {"emb_layers.1.", "time_emb_proj."},
@@ -78,8 +80,10 @@ class SectionRows {
   std::vector<LdmNamePair>& pairs_;
 };
 
-void add_unet(SectionRows rows, const UnetBlocks& blocks) {
-  rows.add_parts("", "", kUnetTopLevel);
+// The encoder half: top-level tensors, the down path and the middle block (a UNet's and a
+// ControlNet's alike).
+void add_unet_encoder(SectionRows& rows, const UnetBlocks& blocks) {
+  rows.add_parts("", "", kEncoderTopLevel);
   // Both paths run through one flat block sequence in the original, nested per level in diffusers.
   int block = 1;  // input_blocks.0 is conv_in
   for (size_t l = 0; l < blocks.down.size(); ++l) {
@@ -99,8 +103,12 @@ void add_unet(SectionRows rows, const UnetBlocks& blocks) {
       rows.add_parts(indexed_name("middle_block.", j++), indexed_name("mid_block.attentions.", r), kUnetTransformer);
     }
   }
+}
 
-  block = 0;
+void add_unet(SectionRows rows, const UnetBlocks& blocks) {
+  add_unet_encoder(rows, blocks);
+  rows.add_parts("", "", kUnetOutput);
+  int block = 0;
   for (size_t l = 0; l < blocks.up.size(); ++l) {
     const UnetLevel& level = blocks.up[l];
     const std::string up = indexed_name("up_blocks.", l);
@@ -209,6 +217,7 @@ const char* component_name(Component component) {
     case Component::Vae: return "vae";
     case Component::TextEncoder: return "text_encoder";
     case Component::TextEncoder2: return "text_encoder_2";
+    case Component::ControlNet: return "controlnet";
   }
   return "?";
 }
@@ -278,6 +287,27 @@ LdmNameTable ldm_name_table(const LdmStructure& structure) {
     } else {
       add_open_clip(rows, layers);
     }
+  }
+  return LdmNameTable(std::move(sections), std::move(pairs));
+}
+
+LdmNameTable ldm_controlnet_name_table(const ControlNetStructure& structure) {
+  std::vector<LdmSection> sections = {{structure.prefix, Component::ControlNet}};
+  std::vector<LdmNamePair> pairs;
+  SectionRows rows(sections[0], pairs);
+  add_unet_encoder(rows, structure.encoder);
+  for (int n = 0; n < structure.zero_convs; ++n) {
+    rows.add(indexed_name("zero_convs.", n) + "0.", indexed_name("controlnet_down_blocks.", n));
+  }
+  rows.add("middle_block_out.0.", "controlnet_mid_block.");
+  // The hint encoder by the order of its convolutions, whatever their indices: the first reads the
+  // image, the last is the zero conv to the UNet's width, those between are diffusers' blocks.
+  const auto& convs = structure.hint_convs;
+  for (size_t i = 0; i < convs.size(); ++i) {
+    const std::string diffusers = i == 0                 ? std::string("conv_in.")
+                                  : i + 1 == convs.size() ? std::string("conv_out.")
+                                                          : indexed_name("blocks.", i - 1);
+    rows.add(indexed_name("input_hint_block.", convs[i]), "controlnet_cond_embedding." + diffusers);
   }
   return LdmNameTable(std::move(sections), std::move(pairs));
 }

@@ -14,9 +14,11 @@
 
 namespace diffuse::io {
 
-// TextEncoder2: SDXL's second text encoder (diffusers' text_encoder_2).
-enum class Component { Unet, Vae, TextEncoder, TextEncoder2 };
-const char* component_name(Component component);  // the diffusers folder's name: "unet", ..., "text_encoder_2"
+// TextEncoder2: SDXL's second text encoder (diffusers' text_encoder_2). ControlNet: a ControlNet
+// file's one component (diffusers' ControlNetModel).
+enum class Component { Unet, Vae, TextEncoder, TextEncoder2, ControlNet };
+// The diffusers folder's name: "unet", ..., "text_encoder_2"; "controlnet".
+const char* component_name(Component component);
 
 enum class Transform {
   None,
@@ -68,5 +70,7 @@ class LdmNameTable {
 };
 
 LdmNameTable ldm_name_table(const LdmStructure& structure);
+// A ControlNet file's table: one section (the structure's prefix), Component::ControlNet.
+LdmNameTable ldm_controlnet_name_table(const ControlNetStructure& structure);
 
 }  // namespace diffuse::io

@@ -50,15 +50,16 @@ int count_indexed(const Names& names, const std::string& prefix) {
 // ---- From the original names ---------------------------------------------------------------------
 
 // The original numbers the blocks of both paths in one flat sequence; a resampler block (or, going
-// up, a block that ends in one) closes a level.
-UnetBlocks original_unet_blocks(const Names& names, const std::string& file) {
+// up, a block that ends in one) closes a level. The down path and the middle block: a UNet's and a
+// ControlNet's alike.
+UnetBlocks original_encoder_blocks(const Names& names, const std::string& file, const std::string& what) {
   const auto fail = [&](const std::string& why) { return Error(file + ": " + why); };
   UnetBlocks blocks;
   blocks.down.emplace_back();
   const int inputs = count_indexed(names, "input_blocks.");
   for (int i = 1; i < inputs; ++i) {  // input_blocks.0 is conv_in
     const std::string block = indexed_name("input_blocks.", i);
-    if (!any_under(names, block)) throw fail("UNet has no input_blocks." + std::to_string(i));
+    if (!any_under(names, block)) throw fail(what + " has no input_blocks." + std::to_string(i));
     if (any_under(names, block + "0.op.")) {
       blocks.down.back().resampler = true;
       blocks.down.emplace_back();
@@ -71,7 +72,12 @@ UnetBlocks original_unet_blocks(const Names& names, const std::string& file) {
   const int middle = count_indexed(names, "middle_block.");
   blocks.mid_resnets = (middle + 1) / 2;
   blocks.mid_attention = middle > 1;
+  return blocks;
+}
 
+UnetBlocks original_unet_blocks(const Names& names, const std::string& file) {
+  const auto fail = [&](const std::string& why) { return Error(file + ": " + why); };
+  UnetBlocks blocks = original_encoder_blocks(names, file, "UNet");
   blocks.up.emplace_back();
   const int outputs = count_indexed(names, "output_blocks.");
   for (int i = 0; i < outputs; ++i) {
@@ -233,6 +239,48 @@ LdmStructure structure_of_diffusers(const TensorMap& unet, const TensorMap& vae,
       text_encoder_of_diffusers(text_encoder, TextEncoderLayout::Clip, kSdxlTextEncoderPrefix, /*projection=*/false);
   structure.text_encoder_2 = text_encoder_of_diffusers(text_encoder_2, TextEncoderLayout::OpenClip,
                                                        kSdxlTextEncoder2Prefix, /*projection=*/true);
+  return structure;
+}
+
+ControlNetStructure structure_of_original_controlnet(const std::vector<std::string>& keys, const std::string& file) {
+  ControlNetStructure structure;
+  const bool prefixed = std::any_of(keys.begin(), keys.end(), [](const std::string& key) {
+    return starts_with(key, kControlNetPrefix + "input_hint_block.");
+  });
+  structure.prefix = prefixed ? kControlNetPrefix : "";
+  const Names names = names_under(keys, structure.prefix);
+  if (!any_under(names, "input_hint_block.") || !any_under(names, "zero_convs.")) {
+    throw Error(file + ": not a ControlNet (no " + kControlNetPrefix + "input_hint_block.* and zero_convs.*, nor "
+                "the same without the prefix)");
+  }
+  structure.encoder = original_encoder_blocks(names, file, "ControlNet");
+  const int hint_layers = count_indexed(names, "input_hint_block.");
+  for (int i = 0; i < hint_layers; ++i) {
+    if (names.count(indexed_name("input_hint_block.", i) + "weight")) structure.hint_convs.push_back(i);
+  }
+  if (structure.hint_convs.size() < 2) {
+    throw Error(file + ": the ControlNet's input_hint_block has " + std::to_string(structure.hint_convs.size()) +
+                " convolutions, expected at least a first and a last");
+  }
+  structure.zero_convs = count_indexed(names, "zero_convs.");
+  return structure;
+}
+
+ControlNetStructure structure_of_diffusers_controlnet(const TensorMap& controlnet) {
+  const Names names = names_of(controlnet);
+  ControlNetStructure structure;
+  structure.prefix = kControlNetPrefix;
+  const auto levels = count_indexed(names, "down_blocks.");
+  for (int l = 0; l < levels; ++l) {
+    const std::string level = indexed_name("down_blocks.", l);
+    structure.encoder.down.push_back({count_indexed(names, level + "resnets."), any_under(names, level + "attentions."),
+                                      any_under(names, level + "downsamplers.")});
+  }
+  structure.encoder.mid_resnets = count_indexed(names, "mid_block.resnets.");
+  structure.encoder.mid_attention = any_under(names, "mid_block.attentions.");
+  const int convs = count_indexed(names, "controlnet_cond_embedding.blocks.") + 2;
+  for (int i = 0; i < convs; ++i) structure.hint_convs.push_back(2 * i);
+  structure.zero_convs = count_indexed(names, "controlnet_down_blocks.");
   return structure;
 }
 

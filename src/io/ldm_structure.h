@@ -77,6 +77,23 @@ struct LdmStructure {
   std::optional<TextEncoderLayers> text_encoder_2;  // SDXL only
 };
 
+// lllyasviel's ControlNet files (cldm): the copied encoder under the UNet's original names
+// (time_embed, input_blocks, middle_block, label_emb), the hint encoder as input_hint_block.<i>
+// (convolutions at some indices, activations between them), the zero convs as zero_convs.<n>.0 and
+// middle_block_out.0; every name under control_model. (as ControlLDM saves it) or under no prefix.
+inline const std::string kControlNetPrefix = "control_model.";
+struct ControlNetStructure {
+  std::string prefix;           // kControlNetPrefix, or "" for a file that has none
+  UnetBlocks encoder;           // the down path and the middle block; no up path
+  std::vector<int> hint_convs;  // input_hint_block indices that hold a convolution, in order
+  int zero_convs = 0;           // zero_convs.<n>: one per skip feature
+};
+// From a single file's names. Throws diffuse::Error naming `file` when it holds no ControlNet.
+ControlNetStructure structure_of_original_controlnet(const std::vector<std::string>& keys, const std::string& file);
+// From a diffusers ControlNetModel's names (for export): the hint convs at the even indices, as
+// cldm's Sequential alternates convolutions and SiLUs.
+ControlNetStructure structure_of_diffusers_controlnet(const TensorMap& controlnet);
+
 // From every tensor name of a checkpoint; the family from where its text encoders sit
 // (cond_stage_model.transformer / .model, or SDXL's conditioner.embedders.0 and .1).
 // `open_clip_layer`: the OpenCLIP layer SD 2.x conditions on (io/original_config.h; "last" keeps

@@ -200,6 +200,7 @@ ModelFiles load_single_file(const fs::path& path, at::ScalarType dtype) {
       case Component::Vae: return model.vae;
       case Component::TextEncoder: return model.text_encoder;
       case Component::TextEncoder2: return model.text_encoder_2;
+      case Component::ControlNet: break;  // a table of its own (io/controlnet_files.h), never a model's
     }
     throw Error(path.string() + ": unknown component");
   };

@@ -281,11 +281,13 @@ UNetConfig UNetConfig::from_json(const json& config) {
   return c;
 }
 
-UNetConfig UNetConfig::infer(const TensorMap& weights, const UNetHints& hints) {
-  UNetConfig c;
-  const auto& conv_in = require(weights, "conv_in.weight", "unet");
+namespace {
+
+// What the tensors of a UNet's encoder half say (conv_in, time embeddings, down and middle blocks),
+// which a UNet and a ControlNet share. `component` starts error messages.
+void infer_encoder(const TensorMap& weights, UNetConfig& c, const char* component) {
+  const auto& conv_in = require(weights, "conv_in.weight", component);
   c.in_channels = static_cast<int>(conv_in.size(1));
-  c.out_channels = static_cast<int>(require(weights, "conv_out.weight", "unet").size(0));
   if (const auto cond_proj = weights.find("time_embedding.cond_proj.weight"); cond_proj != weights.end()) {
     c.time_cond_proj_dim = static_cast<int>(cond_proj->second.size(1));
   }
@@ -297,15 +299,15 @@ UNetConfig UNetConfig::infer(const TensorMap& weights, const UNetHints& hints) {
   for (int level = 0; level < levels; ++level) {
     const std::string block = "down_blocks." + std::to_string(level);
     c.block_out_channels.push_back(
-        static_cast<int>(require(weights, block + ".resnets.0.conv1.weight", "unet").size(0)));
+        static_cast<int>(require(weights, block + ".resnets.0.conv1.weight", component).size(0)));
     const bool attention = has_prefix(weights, block + ".attentions.");
     c.cross_attention.push_back(attention);
     c.transformer_layers.push_back(
         attention ? count_indexed(weights, block + ".attentions.0.transformer_blocks.") : 1);
     if (attention) {
-      const auto& to_k = require(weights, block + ".attentions.0.transformer_blocks.0.attn2.to_k.weight", "unet");
+      const auto& to_k = require(weights, block + ".attentions.0.transformer_blocks.0.attn2.to_k.weight", component);
       c.cross_attention_dim = static_cast<int>(to_k.size(1));
-      c.use_linear_projection = require(weights, block + ".attentions.0.proj_in.weight", "unet").dim() == 2;
+      c.use_linear_projection = require(weights, block + ".attentions.0.proj_in.weight", component).dim() == 2;
     }
   }
   // The middle block runs the deepest level's transformer depth; where that level has no attention
@@ -313,13 +315,24 @@ UNetConfig UNetConfig::infer(const TensorMap& weights, const UNetHints& hints) {
   if (levels > 0 && !c.cross_attention.back() && has_prefix(weights, "mid_block.attentions.0.transformer_blocks.")) {
     c.transformer_layers.back() = count_indexed(weights, "mid_block.attentions.0.transformer_blocks.");
   }
-  // LDM's UNet always normalises in 32 groups; a model of narrower channels says its own.
-  c.norm_num_groups = hints.norm_num_groups.value_or(32);
   // SDXL: add_embedding (sgm's label_emb) takes the pooled text embedding and the size embeddings.
   auto add_embedding = weights.find("add_embedding.linear_1.weight");
   if (add_embedding != weights.end()) {
     c.addition_embed_type = "text_time";
     c.projection_class_embeddings_input_dim = static_cast<int>(add_embedding->second.size(1));
+    c.addition_time_embed_dim = 256;  // SDXL's size embedders' width (sgm ConcatTimestepEmbedderND outdim)
+  }
+}
+
+}  // namespace
+
+UNetConfig UNetConfig::infer(const TensorMap& weights, const UNetHints& hints) {
+  UNetConfig c;
+  infer_encoder(weights, c, "unet");
+  c.out_channels = static_cast<int>(require(weights, "conv_out.weight", "unet").size(0));
+  // LDM's UNet always normalises in 32 groups; a model of narrower channels says its own.
+  c.norm_num_groups = hints.norm_num_groups.value_or(32);
+  if (c.text_time()) {
     const int adm_in_channels = hints.added_conditioning_inputs.value_or(c.projection_class_embeddings_input_dim);
     if (adm_in_channels != c.projection_class_embeddings_input_dim) {
       throw Error("unet: tensor 'add_embedding.linear_1.weight' takes " +
@@ -345,6 +358,87 @@ UNetConfig UNetConfig::infer(const TensorMap& weights, const UNetHints& hints) {
     }
   }
   return c;
+}
+
+ControlNetConfig ControlNetConfig::from_json(const json& config) {
+  constexpr const char* kComponent = "controlnet config";
+  if (config.is_object() && config.contains("_class_name") && config.at("_class_name") != "ControlNetModel") {
+    throw Error(std::string(kComponent) + ": _class_name is " + config.at("_class_name").dump() +
+                ", not ControlNetModel");
+  }
+  ControlNetConfig c;
+  c.unet = UNetConfig::from_json(config);
+  c.conditioning_channels = value_or(config, "conditioning_channels", c.conditioning_channels, kComponent);
+  c.conditioning_embedding_out_channels = value_or(config, "conditioning_embedding_out_channels",
+                                                   c.conditioning_embedding_out_channels, kComponent);
+  c.global_pool_conditions = value_or(config, "global_pool_conditions", c.global_pool_conditions, kComponent);
+  c.conditioning_channel_order =
+      value_or(config, "controlnet_conditioning_channel_order", c.conditioning_channel_order, kComponent);
+  const auto mid = value_or(config, "mid_block_type", std::string("UNetMidBlock2DCrossAttn"), kComponent);
+  if (mid != "UNetMidBlock2DCrossAttn") throw Error(std::string(kComponent) + ": mid_block_type '" + mid + "' is not supported");
+  if (c.conditioning_channel_order != "rgb" && c.conditioning_channel_order != "bgr") {
+    throw Error(std::string(kComponent) + ": controlnet_conditioning_channel_order '" + c.conditioning_channel_order +
+                "' is not rgb or bgr");
+  }
+  if (c.conditioning_embedding_out_channels.empty() || c.conditioning_embedding_out_channels.size() > 8 ||
+      c.conditioning_channels <= 0) {
+    throw Error(std::string(kComponent) + ": conditioning_embedding_out_channels needs 1 to 8 entries and "
+                "conditioning_channels must be positive");
+  }
+  return c;
+}
+
+ControlNetConfig ControlNetConfig::infer(const TensorMap& weights, const UNetConfig* base) {
+  constexpr const char* kComponent = "controlnet";
+  ControlNetConfig c;
+  infer_encoder(weights, c.unet, kComponent);
+  c.unet.out_channels = c.unet.in_channels;
+  // The hint encoder: conv_in, blocks.0..n-1 in (stride 1, stride 2) pairs, conv_out.
+  const auto& hint_in = require(weights, "controlnet_cond_embedding.conv_in.weight", kComponent);
+  c.conditioning_channels = static_cast<int>(hint_in.size(1));
+  c.conditioning_embedding_out_channels = {static_cast<int>(hint_in.size(0))};
+  const int blocks = count_indexed(weights, "controlnet_cond_embedding.blocks.");
+  if (blocks % 2 != 0) {
+    throw Error(std::string(kComponent) + ": the hint encoder has " + std::to_string(blocks) +
+                " convolutions between its first and last, expected (stride 1, stride 2) pairs");
+  }
+  for (int i = 1; i < blocks; i += 2) {
+    const auto name = "controlnet_cond_embedding.blocks." + std::to_string(i) + ".weight";
+    c.conditioning_embedding_out_channels.push_back(static_cast<int>(require(weights, name, kComponent).size(0)));
+  }
+  // Shuffle nets pool their residuals; nothing in the shapes says so (a diffusers config does).
+  c.global_pool_conditions = false;
+  // Heads, norm groups and the size embedding's width are invisible in the shapes: the copied
+  // encoder has its base UNet's.
+  const UNetConfig defaults;
+  const UNetConfig& source = base ? *base : defaults;
+  c.unet.norm_num_groups = source.norm_num_groups;
+  c.unet.norm_eps = source.norm_eps;
+  c.unet.flip_sin_to_cos = source.flip_sin_to_cos;
+  c.unet.freq_shift = source.freq_shift;
+  c.unet.sample_size = source.sample_size;
+  if (c.unet.text_time() && base && base->text_time()) c.unet.addition_time_embed_dim = base->addition_time_embed_dim;
+  c.unet.num_heads.clear();
+  for (size_t level = 0; level < c.unet.block_out_channels.size(); ++level) {
+    if (base && level < base->num_heads.size()) {
+      c.unet.num_heads.push_back(base->num_heads[level]);
+    } else {
+      c.unet.num_heads.push_back(c.unet.use_linear_projection ? std::max(1, c.unet.block_out_channels[level] / 64) : 8);
+    }
+  }
+  return c;
+}
+
+json ControlNetConfig::to_json() const {
+  json config = unet.to_json();
+  config.erase("up_block_types");
+  config.erase("out_channels");
+  config["_class_name"] = "ControlNetModel";
+  config["conditioning_channels"] = conditioning_channels;
+  config["conditioning_embedding_out_channels"] = conditioning_embedding_out_channels;
+  config["global_pool_conditions"] = global_pool_conditions;
+  config["controlnet_conditioning_channel_order"] = conditioning_channel_order;
+  return config;
 }
 
 VaeConfig VaeConfig::from_json(const json& config) {

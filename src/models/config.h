@@ -104,6 +104,33 @@ struct UNetConfig {
   nlohmann::json to_json() const;
 };
 
+// ControlNetModel: a copy of a UNet's encoder half (conv_in, time and added embeddings, down blocks,
+// middle block) that also reads a control image through a small strided encoder (the hint
+// encoder), and hands the UNet one residual per skip connection and one for the middle block,
+// each through a 1x1 "zero" convolution.
+struct ControlNetConfig {
+  // The copied encoder's sizes, as the UNet it was made from has them (out_channels and the up
+  // path are not part of a ControlNet).
+  UNetConfig unet;
+  int conditioning_channels = 3;  // of the control image
+  // The hint encoder: conv_in to the first width, then per following width a stride-1 conv and a
+  // stride-2 conv to it; so it downsamples by 2^(entries - 1), which must equal the VAE's factor.
+  std::vector<int> conditioning_embedding_out_channels = {16, 32, 96, 256};
+  // Residuals averaged over the image (shuffle nets); such nets run in guess mode.
+  bool global_pool_conditions = false;
+  std::string conditioning_channel_order = "rgb";  // "bgr": the image's channels are reversed first
+
+  int hint_downscale_factor() const { return 1 << (conditioning_embedding_out_channels.size() - 1); }
+
+  static ControlNetConfig from_json(const nlohmann::json& config);
+  // From diffusers-named tensors. What shapes cannot tell (attention heads, norm groups, the size
+  // embedding width) comes from `base`, the UNet the net runs with (its encoder is a copy of that
+  // UNet's), or SD's defaults without one.
+  static ControlNetConfig infer(const TensorMap& weights, const UNetConfig* base = nullptr);
+  // The config.json diffusers writes for this model; from_json reads it back to this config.
+  nlohmann::json to_json() const;
+};
+
 struct VaeConfig {
   int in_channels = 3;
   int out_channels = 3;

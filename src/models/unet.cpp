@@ -13,15 +13,6 @@ Transformer2DModelImpl& transformer(const torch::nn::ModuleList& list, size_t i)
   return *list->ptr(i)->as<Transformer2DModelImpl>();
 }
 
-// TimestepEmbedding: linear_1, SiLU, linear_2.
-torch::nn::Sequential timestep_embedding_mlp(int64_t in, int64_t out) {
-  torch::nn::Sequential mlp;
-  mlp->push_back("linear_1", Linear(in, out));
-  mlp->push_back("act", torch::nn::SiLU());
-  mlp->push_back("linear_2", Linear(out, out));
-  return mlp;
-}
-
 std::string shape_of(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : std::string("undefined"); }
 
 // One row per batch item, or one row for every item.
@@ -39,6 +30,14 @@ Transformer2DModel make_transformer(const UNetConfig& c, int level, int channels
 }
 
 }  // namespace
+
+torch::nn::Sequential timestep_embedding_mlp(int64_t in, int64_t out) {
+  torch::nn::Sequential mlp;
+  mlp->push_back("linear_1", Linear(in, out));
+  mlp->push_back("act", torch::nn::SiLU());
+  mlp->push_back("linear_2", Linear(out, out));
+  return mlp;
+}
 
 at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, bool flip_sin_to_cos, double freq_shift) {
   const int64_t half = dim / 2;
@@ -164,9 +163,10 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNetConfig& c) : config
   conv_out = register_module("conv_out", conv2d(first, c.out_channels, 3));
 }
 
-at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at::Tensor& timestep,
-                                             const at::Tensor& context, const AddedConditioning* added,
-                                             const at::Tensor& timestep_cond) {
+at::Tensor embed_timestep(const UNetConfig& config, torch::nn::Sequential time_embedding, Linear time_cond_proj,
+                          torch::nn::Sequential add_embedding, const at::Tensor& sample, const at::Tensor& timestep,
+                          const AddedConditioning* added, const at::Tensor& timestep_cond, const char* component) {
+  const std::string who = component;
   const auto batch = sample.size(0);
   const auto timesteps = timestep.reshape({-1}).expand({batch});
   auto t_emb = timestep_embedding(timesteps, config.block_out_channels.front(), config.flip_sin_to_cos,
@@ -174,50 +174,78 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at:
                    .to(sample.scalar_type());
   if (time_cond_proj) {
     if (!timestep_cond.defined()) {
-      throw Error("unet: this UNet (time_cond_proj_dim " + std::to_string(config.time_cond_proj_dim) +
+      throw Error(who + ": this model (time_cond_proj_dim " + std::to_string(config.time_cond_proj_dim) +
                   ", an LCM model) needs timestep_cond, the guidance-scale embedding");
     }
     const auto rows = rows_for_batch(timestep_cond, batch, "timestep_cond");
     if (rows.size(1) != config.time_cond_proj_dim) {
-      throw Error("unet: timestep_cond has shape " + shape_of(timestep_cond) + ", expected [" +
+      throw Error(who + ": timestep_cond has shape " + shape_of(timestep_cond) + ", expected [" +
                   std::to_string(batch) + ", " + std::to_string(config.time_cond_proj_dim) + "]");
     }
     t_emb = t_emb + time_cond_proj(rows.to(t_emb.scalar_type()));
   } else if (timestep_cond.defined()) {
-    throw Error("unet: timestep_cond (a guidance embedding) given to a UNet without time_cond_proj_dim");
+    throw Error(who + ": timestep_cond (a guidance embedding) given to a model without time_cond_proj_dim");
   }
   auto temb = time_embedding->forward(t_emb);
-  if (config.text_time()) {
-    // diffusers: add_time_proj(time_ids.flatten()) -> [B, n * dim], concatenated after text_embeds,
-    // cast to the embedding's type; the sinusoids themselves are computed in float32.
-    if (added == nullptr || !added->text_embeds.defined() || !added->time_ids.defined()) {
-      const bool no_text = added == nullptr || !added->text_embeds.defined();
-      throw Error(std::string("unet: this UNet (addition_embed_type 'text_time') needs the added conditioning: ") +
-                  (no_text ? "'text_embeds' (the pooled text embedding)"
-                           : "'time_ids' (original size, crop, target size)") +
-                  " is missing");
-    }
-    const auto text_embeds = rows_for_batch(added->text_embeds, batch, "text_embeds");
-    const auto time_ids = rows_for_batch(added->time_ids, batch, "time_ids");
-    const int64_t width = text_embeds.size(1) + time_ids.size(1) * config.addition_time_embed_dim;
-    if (width != config.projection_class_embeddings_input_dim) {
-      throw Error("unet: added conditioning 'text_embeds' " + shape_of(added->text_embeds) + " and 'time_ids' " +
-                  shape_of(added->time_ids) + " give " + std::to_string(text_embeds.size(1)) + " + " +
-                  std::to_string(time_ids.size(1)) + " x " + std::to_string(config.addition_time_embed_dim) + " = " +
-                  std::to_string(width) + " inputs, add_embedding takes " +
-                  std::to_string(config.projection_class_embeddings_input_dim));
-    }
-    auto time_embeds = timestep_embedding(time_ids.reshape({-1}), config.addition_time_embed_dim,
-                                          config.flip_sin_to_cos, config.freq_shift)
-                           .reshape({batch, -1});
-    auto add_embeds = at::cat({text_embeds.to(time_embeds.scalar_type()), time_embeds}, -1).to(temb.scalar_type());
-    temb = temb + add_embedding->forward(add_embeds);
+  if (!config.text_time()) return temb;
+  // diffusers: add_time_proj(time_ids.flatten()) -> [B, n * dim], concatenated after text_embeds,
+  // cast to the embedding's type; the sinusoids themselves are computed in float32.
+  if (added == nullptr || !added->text_embeds.defined() || !added->time_ids.defined()) {
+    const bool no_text = added == nullptr || !added->text_embeds.defined();
+    throw Error(who + ": this model (addition_embed_type 'text_time') needs the added conditioning: " +
+                (no_text ? "'text_embeds' (the pooled text embedding)" : "'time_ids' (original size, crop, target size)") +
+                " is missing");
   }
+  const auto text_embeds = rows_for_batch(added->text_embeds, batch, "text_embeds");
+  const auto time_ids = rows_for_batch(added->time_ids, batch, "time_ids");
+  const int64_t width = text_embeds.size(1) + time_ids.size(1) * config.addition_time_embed_dim;
+  if (width != config.projection_class_embeddings_input_dim) {
+    throw Error(who + ": added conditioning 'text_embeds' " + shape_of(added->text_embeds) + " and 'time_ids' " +
+                shape_of(added->time_ids) + " give " + std::to_string(text_embeds.size(1)) + " + " +
+                std::to_string(time_ids.size(1)) + " x " + std::to_string(config.addition_time_embed_dim) + " = " +
+                std::to_string(width) + " inputs, add_embedding takes " +
+                std::to_string(config.projection_class_embeddings_input_dim));
+  }
+  auto time_embeds = timestep_embedding(time_ids.reshape({-1}), config.addition_time_embed_dim,
+                                        config.flip_sin_to_cos, config.freq_shift)
+                         .reshape({batch, -1});
+  auto add_embeds = at::cat({text_embeds.to(time_embeds.scalar_type()), time_embeds}, -1).to(temb.scalar_type());
+  return temb + add_embedding->forward(add_embeds);
+}
 
+namespace {
+
+// Where a residual does not fit its feature, the error says which and how. A pooled residual
+// ([B, C, 1, 1], global_pool_conditions) is broadcast over the feature.
+at::Tensor add_residual(const at::Tensor& feature, const at::Tensor& residual, const std::string& what) {
+  const bool pooled = residual.defined() && residual.dim() == 4 && residual.size(2) == 1 && residual.size(3) == 1 &&
+                      residual.size(0) == feature.size(0) && residual.size(1) == feature.size(1);
+  if (!residual.defined() || (!pooled && residual.sizes() != feature.sizes())) {
+    throw Error("unet: control residual " + what + " has shape " + shape_of(residual) + ", the UNet's feature " +
+                shape_of(feature));
+  }
+  return feature + residual.to(feature.scalar_type());
+}
+
+}  // namespace
+
+at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at::Tensor& timestep,
+                                             const at::Tensor& context, const AddedConditioning* added,
+                                             const at::Tensor& timestep_cond, const ControlResiduals* control) {
+  const auto temb = embed_timestep(config, time_embedding, time_cond_proj, add_embedding, sample, timestep, added,
+                                   timestep_cond, "unet");
   auto x = conv_in(sample);
   std::vector<at::Tensor> skips{x};
   for (const auto& block : *down_blocks) x = block->as<DownBlockImpl>()->forward(x, temb, context, skips);
+  if (control) {
+    if (control->down.size() != skips.size()) {
+      throw Error("unet: " + std::to_string(control->down.size()) + " control residuals for " +
+                  std::to_string(skips.size()) + " skip connections");
+    }
+    for (size_t i = 0; i < skips.size(); ++i) skips[i] = add_residual(skips[i], control->down[i], std::to_string(i));
+  }
   x = mid_block->forward(x, temb, context);
+  if (control) x = add_residual(x, control->mid, "mid");
   for (const auto& block : *up_blocks) x = block->as<UpBlockImpl>()->forward(x, temb, context, skips);
   return conv_out(normalize_silu(conv_norm_out, x));
 }

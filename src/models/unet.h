@@ -45,14 +45,33 @@ struct AddedConditioning {
   at::Tensor time_ids;     // [B, n] float: SDXL base n = 6, original size (h, w), crop (top, left), target size (h, w)
 };
 
+// What ControlNets add to a UNet (diffusers' down_block_additional_residuals and
+// mid_block_additional_residual): one residual per skip connection, in the order the down path
+// makes them (conv_in's output first), and one for the middle block's output.
+struct ControlResiduals {
+  std::vector<at::Tensor> down;
+  at::Tensor mid;
+};
+
+// The embedding every res block reads: the sinusoidal timestep through time_embedding, plus an
+// LCM UNet's guidance embedding (time_cond_proj) and SDXL's added embedding (add_embedding), as
+// `config` says; `time_cond_proj` and `add_embedding` are null where it has none. A UNet and a
+// ControlNet (whose encoder is a copy of its UNet's) compute it alike. `component` starts errors.
+at::Tensor embed_timestep(const UNetConfig& config, torch::nn::Sequential time_embedding, Linear time_cond_proj,
+                          torch::nn::Sequential add_embedding, const at::Tensor& sample, const at::Tensor& timestep,
+                          const AddedConditioning* added, const at::Tensor& timestep_cond, const char* component);
+
 struct UNet2DConditionModelImpl : torch::nn::Module {
   explicit UNet2DConditionModelImpl(const UNetConfig& config);
   // sample [B, C, h, w]; timestep: one value for the whole batch, or [B]; context [B, tokens, dim].
   // `added`: required by a text_time UNet (diffuse::Error naming what is missing or mis-shaped),
   // ignored by the others. `timestep_cond` [B or 1, time_cond_proj_dim]: an LCM UNet's guidance
   // embedding (guidance_scale_embedding), required by it and refused by others.
+  // `control`: residuals added to the skip connections and the middle block's output (their batch
+  // and sizes as those features'); a diffuse::Error names a residual that does not fit.
   at::Tensor forward(const at::Tensor& sample, const at::Tensor& timestep, const at::Tensor& context,
-                     const AddedConditioning* added = nullptr, const at::Tensor& timestep_cond = {});
+                     const AddedConditioning* added = nullptr, const at::Tensor& timestep_cond = {},
+                     const ControlResiduals* control = nullptr);
 
   UNetConfig config;
   Conv2d conv_in{nullptr}, conv_out{nullptr};
@@ -66,6 +85,9 @@ struct UNet2DConditionModelImpl : torch::nn::Module {
   torch::nn::GroupNorm conv_norm_out{nullptr};
 };
 TORCH_MODULE(UNet2DConditionModel);
+
+// diffusers' TimestepEmbedding: linear_1, SiLU, linear_2.
+torch::nn::Sequential timestep_embedding_mlp(int64_t in, int64_t out);
 
 // Sinusoidal embedding of (possibly fractional) timesteps, as diffusers' get_timestep_embedding.
 at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, bool flip_sin_to_cos, double freq_shift);

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "io/checkpoint_file.h"
+#include "io/controlnet_files.h"
 #include "io/diffusers_folder.h"
 #include "io/embedding_file.h"
 #include "io/ldm_export.h"
@@ -228,6 +229,37 @@ ConvertReport single_file_to_folder(const fs::path& in, const fs::path& out, con
   return report;
 }
 
+// A ControlNet between its two layouts: a diffusers folder -> one file under lllyasviel's names
+// (control_model.*), a single file -> a folder (config.json inferred from the shapes, as loading
+// does without a base model, and the weights).
+ConvertReport convert_controlnet(const fs::path& in, const fs::path& out, bool to_file, const ConvertOptions& options) {
+  ConvertReport report;
+  // As stored (where every floating tensor has one type), unless a precision is asked for.
+  const fs::path weights = fs::is_directory(in) ? in / "diffusion_pytorch_model.safetensors" : in;
+  const auto stored = fs::is_regular_file(weights) ? io::loading_dtype(weights, at::kFloat) : at::kFloat;
+  const auto files = io::load_controlnet_files(in, options.dtype.value_or(stored));
+  const TensorMap& tensors = files.tensors;
+  report.tensors = tensors.size();
+  if (to_file) {
+    io::write_safetensors(out, io::export_controlnet_checkpoint(tensors),
+                          {{"format", "pt"}, {"converted_from", in.filename().string()}});
+    report.kind = "ControlNet: diffusers folder -> single file (lllyasviel's layout, control_model.*)";
+    return report;
+  }
+  const auto config = files.config.is_null() ? models::ControlNetConfig::infer(files.tensors)
+                                             : models::ControlNetConfig::from_json(files.config);
+  fs::create_directories(out);
+  auto config_json = config.to_json();
+  config_json["_diffusers_version"] = io::kDiffusersVersion;
+  io::write_json_file(out / "config.json", config_json);
+  io::write_safetensors(out / "diffusion_pytorch_model.safetensors", tensors, {{"format", "pt"}});
+  report.kind = "ControlNet: single file -> diffusers folder";
+  report.notes.push_back("attention heads do not show in the shapes: config.json says " +
+                         json(config.unet.num_heads).dump() + " (SD 1.x: 8 per level, SD 2.x and SDXL: 64-wide); "
+                         "loading with a base model takes the base UNet's instead");
+  return report;
+}
+
 }  // namespace
 
 ConvertReport convert_model(const fs::path& in, const fs::path& out, const ConvertOptions& options) {
@@ -245,6 +277,7 @@ ConvertReport convert_model(const fs::path& in, const fs::path& out, const Conve
                                                     "without an extension)");
   }
   if (fs::exists(out, error) && !to_file) throw InvalidParameter("output", out.string() + " already exists");
+  if (io::is_controlnet_path(in) && (to_file == fs::is_directory(in, error))) return convert_controlnet(in, out, to_file, options);
   if (fs::is_directory(in, error)) {
     if (!to_file) throw InvalidParameter("output", in.string() + " is a diffusers folder already: convert it to a .safetensors file");
     return folder_to_single_file(in, out, options);

@@ -28,6 +28,8 @@ struct ConvertReport {
 // - a diffusers folder -> `out`.safetensors: one file in the original (LDM / SDXL sgm) layout;
 // - a single-file model -> `out` without an extension: a diffusers folder (configs inferred as loading
 //   does, the tokenizer beside the file copied).
+// - a ControlNet: its diffusers folder -> `out`.safetensors in lllyasviel's layout (control_model.*),
+//   its single file -> `out` a ControlNetModel folder (config inferred from the shapes);
 // `out` must not exist as a folder; a file is replaced whole. Throws diffuse::Error naming the path,
 // or InvalidParameter("precision"/"output") for a request that cannot be met.
 ConvertReport convert_model(const std::filesystem::path& in, const std::filesystem::path& out,

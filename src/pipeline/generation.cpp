@@ -4,6 +4,7 @@
 
 #include "image/tensor_image.h"
 #include "pipeline/conditioning.h"
+#include "pipeline/control.h"
 
 namespace diffuse::pipeline {
 
@@ -82,6 +83,8 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
   torch::NoGradGuard no_grad;
   const uint64_t seed = request.seed_of(index);
   model.set_loras(request.loras);
+  // The nets are loaded and checked against the model before any prompt is encoded.
+  ControlNetRunner control(model, request);
   StepConditioning conditioning(model, request, index, progress);
   int step = 0;  // of this run, for the prompt schedules
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -93,22 +96,27 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
           ? models::guidance_scale_embedding(request.cfg_scale, model.unet->config.time_cond_proj_dim).to(model.unet_dtype())
           : at::Tensor();
 
+  const int steps_run = request.sampler.steps - request.first_step;
   const sampling::ModelFn predict = [&](const at::Tensor& input, double timestep) {
     const auto t = at::tensor({timestep}, at::kFloat);
     // The sampler's arithmetic stays fp32; only the UNet runs in the model's type (a no-op in fp32).
-    auto unet_input = input.to(model.unet_dtype());
-    if (unet_extra.defined()) unet_input = at::cat({unet_input, unet_extra}, 1);
+    const auto latents = input.to(model.unet_dtype());
     const auto& step_conditioning = conditioning.at_step(step);
     const auto* extra = step_conditioning.added ? &*step_conditioning.added : nullptr;
-    if (!conditioning.guided()) {
-      return model.unet->forward(unet_input, t, step_conditioning.context, extra, timestep_cond).to(at::kFloat);
-    }
-    const auto pair = model.unet->forward(at::cat({unet_input, unet_input}), t, step_conditioning.context, extra, timestep_cond)
-                          .to(at::kFloat)
-                          .chunk(2);
+    const bool guided = conditioning.guided();
+    const auto batch = guided ? at::cat({latents, latents}) : latents;
+    // The ControlNets read the latents alone, never an inpainting UNet's extra channels.
+    const auto residuals = control.empty() ? std::nullopt
+                                           : control.residuals(step, steps_run, batch, t, step_conditioning, guided);
+    const auto unet_input = unet_extra.defined() ? at::cat({batch, unet_extra.expand({batch.size(0), -1, -1, -1})}, 1)
+                                                 : batch;
+    const auto output = model.unet->forward(unet_input, t, step_conditioning.context, extra, timestep_cond,
+                                            residuals ? &*residuals : nullptr)
+                            .to(at::kFloat);
+    if (!guided) return output;
+    const auto pair = output.chunk(2);
     return pair[0] + request.cfg_scale * (pair[1] - pair[0]);
   };
-  const int steps_run = request.sampler.steps - request.first_step;
   PhaseTimer denoising(progress, Phase::Denoise, steps_run, index, request.batch_count);
   denoising.report(0);
   const sampling::StepCallback on_step = [&](const sampling::StepInfo& info) {

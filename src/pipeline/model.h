@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "models/clip_text_encoder.h"
+#include "models/controlnet.h"
 #include "models/unet.h"
 #include "io/lora_file.h"
 #include "io/model_files.h"
@@ -108,6 +109,10 @@ class StableDiffusionModel {
   // is then left without LoRAs.
   void set_loras(const std::vector<LoraUse>& loras);
   const std::vector<LoraUse>& loras() const { return loras_; }
+  // The ControlNet at `path` (a diffusers folder or a single file), loaded once in the UNet's type
+  // and kept. Throws diffuse::Error naming the file when it is no ControlNet or is made for another
+  // base model (pipeline/control.cpp).
+  models::ControlNetModel controlnet(const std::filesystem::path& path);
   // SDXL's unconditional conditioning when force_zeros_for_empty_prompt: zeros shaped like `like`.
   static PromptConditioning zeros_like(const PromptConditioning& like);
   // Layers of the (first) text encoder: the largest clip_skip is this.
@@ -172,6 +177,7 @@ class StableDiffusionModel {
   std::vector<TextualInversion> embeddings_;
   std::vector<LoraUse> loras_;
   std::map<std::filesystem::path, std::shared_ptr<const io::LoraFile>> lora_files_;
+  std::map<std::filesystem::path, models::ControlNetModel> controlnets_;
   std::map<std::tuple<std::string, int, bool>, PromptConditioning> encoded_prompts_;  // low-memory mode only
   int text_hidden_size_ = 0, text_hidden_size_2_ = 0;  // the encoders' widths, for checking embeddings
   int text_config_layers_ = 0;

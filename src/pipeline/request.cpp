@@ -155,6 +155,8 @@ ResolvedRequest validate(const GenerationRequest& request) {
     check_prompt_syntax("negative_prompt", resolved.negative_text, sampler.steps);
   }
   validate_source(request, resolved);
+  resolved.controls = validate_controls(request.controls, request.controlnet_dirs, request.control_mode,
+                                        request.control_resize, request.control_guess_mode);
   return resolved;
 }
 
@@ -213,6 +215,7 @@ ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionMod
     resolved.warnings.push_back(warning.str());
   }
   prepare_source(resolved, model.is_inpainting());
+  prepare_control_images(resolved.controls, resolved.width, resolved.height);
   return resolved;
 }
 
@@ -243,6 +246,18 @@ std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, cons
   if (request.outpaint) {
     const auto& pad = *request.outpaint;
     text << ", Outpaint: " << pad.left << "," << pad.right << "," << pad.top << "," << pad.bottom << " " << request.outpaint_fill;
+  }
+  // As sd-webui-controlnet writes its units.
+  static const char* const kModeNames[] = {"Balanced", "My prompt is more important", "ControlNet is more important"};
+  static const char* const kResizeNames[] = {"Just Resize", "Crop and Resize", "Resize and Fill"};
+  const auto& controls = request.controls;
+  for (size_t i = 0; i < controls.units.size(); ++i) {
+    const auto& unit = controls.units[i];
+    text << ", ControlNet " << i << ": \"Module: none, Model: " << unit.name << ", Weight: " << format_number(unit.weight)
+         << ", Resize Mode: " << kResizeNames[static_cast<int>(controls.resize)]
+         << ", Guidance Start: " << format_number(unit.start) << ", Guidance End: " << format_number(unit.end)
+         << ", Control Mode: " << (controls.guess_mode ? "Guess mode" : kModeNames[static_cast<int>(controls.mode)])
+         << "\"";
   }
   return text.str();
 }

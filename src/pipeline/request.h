@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 
 #include "image/image_edit.h"
+#include "pipeline/control_unit.h"
 #include "pipeline/lora.h"
 #include "sampling/sampling.h"
 
@@ -93,6 +94,14 @@ struct GenerationRequest {
   // and repainted (mask_blur pixels into the old image too, so the seam blends).
   std::optional<image::Padding> outpaint;
   std::string outpaint_fill = "edge";
+
+  // ControlNet units (pipeline/control_unit.h), their residuals summed; the mode, guess mode and
+  // resize rule apply to every unit.
+  std::vector<ControlUnit> controls;
+  std::vector<std::filesystem::path> controlnet_dirs;  // where unit models given by name are looked up
+  std::string control_mode = "balanced";               // balanced | prompt | control
+  std::string control_resize = "stretch";              // stretch | crop | fit
+  bool control_guess_mode = false;
 };
 
 // What an img2img or inpainting run starts from, prepared once for every image of the request.
@@ -137,6 +146,7 @@ struct ResolvedRequest {
   std::optional<image::Padding> outpaint;
   std::string outpaint_fill;
   SourceImage source;
+  ResolvedControls controls;  // validate() finds the nets; resolve() sizes the images
   bool has_init_image() const { return init_image.defined(); }
   bool inpainting() const { return mask.defined() || outpaint.has_value(); }
   // What will run but may not give what the user hopes (a size far from the model's training

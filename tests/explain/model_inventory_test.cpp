@@ -130,3 +130,26 @@ TEST(ModelInventory, FullSizeSd15FromTheDefaultConfigs) {
 
 }  // namespace
 }  // namespace diffuse::explain
+
+namespace diffuse::explain {
+namespace {
+
+// A ControlNet's inventory: every tensor of the file (685,200 parameters, as the fixtures' model_check
+// says), in both layouts, and the facts of its architecture.
+TEST(ControlNetInventory, ListsTheFileAndItsFacts) {
+  const auto dir = test::fixtures_dir() / "controlnet";
+  const auto expected = test::read_json(dir / "model_check.json").at("nets").at("tiny-sd1-cn").at("parameters").get<int64_t>();
+  for (const auto& path : {dir / "tiny-sd1-cn/tiny-sd1-cn.safetensors", dir / "tiny-sd1-cn/diffusers"}) {
+    const auto inventory = inspect_model(path);
+    ASSERT_EQ(inventory.components.size(), 1u);
+    EXPECT_EQ(inventory.components[0].label, "ControlNet");
+    EXPECT_EQ(inventory.parameters(), expected) << path;
+    EXPECT_EQ(inventory.tensor_count(), 170) << path;
+    const auto text = to_text(inventory, false);
+    EXPECT_NE(text.find("hint encoder: 3 channels in, widths 16, 32, downscale x2"), std::string::npos) << text;
+    EXPECT_NE(text.find("ControlNet for an SD 1.x/2.x-style model, text width 32"), std::string::npos) << text;
+  }
+}
+
+}  // namespace
+}  // namespace diffuse::explain

@@ -55,6 +55,7 @@ struct FixtureModel {
       case Component::Vae: return vae;
       case Component::TextEncoder: return text_encoder;
       case Component::TextEncoder2: return text_encoder_2;
+      case Component::ControlNet: break;  // no whole model holds one
     }
     return unet;
   }

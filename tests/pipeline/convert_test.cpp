@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "io/controlnet_files.h"
 #include "io/embedding_file.h"
 #include "io/model_files.h"
 #include "io/safetensors.h"
@@ -40,6 +41,27 @@ at::Tensor draw(const fs::path& model_path) {
   request.steps = 3;
   request.seed = 5;
   return generate_image(model, resolve(request, model)).pixels;
+}
+
+// A ControlNet between its layouts: the folder becomes lllyasviel's single file bit for bit, and the
+// single file a folder that loads to the same tensors and config.
+TEST_F(Convert, ControlNetFolderToSingleFileAndBack) {
+  const auto fixture = fixtures_dir() / "controlnet/tiny-sd1-cn";
+  const auto file = dir_ / "net.safetensors";
+  EXPECT_NE(convert_model(fixture / "diffusers", file).kind.find("ControlNet"), std::string::npos);
+  const auto written = io::SafetensorsFile::open(file), original = io::SafetensorsFile::open(fixture / "tiny-sd1-cn.safetensors");
+  ASSERT_EQ(written.tensors().size(), original.tensors().size());
+  for (const auto& info : original.tensors()) EXPECT_TRUE(written.tensor(info.name).equal(original.tensor(info.name))) << info.name;
+
+  const auto folder = dir_ / "net";
+  convert_model(fixture / "tiny-sd1-cn.safetensors", folder);
+  const auto loaded = io::load_controlnet_files(folder, at::kFloat);
+  const auto expected = io::load_controlnet_files(fixture / "diffusers", at::kFloat);
+  ASSERT_EQ(test::tensor_names(loaded.tensors), test::tensor_names(expected.tensors));
+  for (const auto& [name, tensor] : expected.tensors) EXPECT_TRUE(loaded.tensors.at(name).equal(tensor)) << name;
+  auto got = models::ControlNetConfig::from_json(loaded.config).to_json(),
+       want = models::ControlNetConfig::from_json(expected.config).to_json();
+  EXPECT_EQ(got.dump(), want.dump());
 }
 
 TEST_F(Convert, CheckpointToSafetensorsKeepsEveryTensorBitExact) {
