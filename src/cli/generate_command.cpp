@@ -48,6 +48,7 @@ struct GenerateOptions {
   std::vector<std::string> lora_dirs, embeddings, embedding_dirs;
   std::vector<std::string> controls;  // "FILE:IMAGE[:WEIGHT[:START:END]]" as typed
   std::vector<std::string> controlnet_dirs;
+  std::string control_preprocess = "none";  // applied to every unit's image
   bool plain_prompt = false;
   bool guidance_embedding = false;  // as --guidance-embedding / --no-guidance-embedding say, when given
   pipeline::GenerationRequest request;
@@ -183,7 +184,16 @@ pipeline::ControlUnit control_of_flag(const std::string& text, size_t index) {
 }
 
 void parse_controls(GenerateOptions& o) {
-  for (size_t i = 0; i < o.controls.size(); ++i) o.request.controls.push_back(control_of_flag(o.controls[i], i));
+  image::ControlPreprocessor preprocessor;
+  try {
+    preprocessor = image::ControlPreprocessor::parse(o.control_preprocess);
+  } catch (const Error& e) {
+    throw InvalidParameter("control_preprocess", e.what());
+  }
+  for (size_t i = 0; i < o.controls.size(); ++i) {
+    o.request.controls.push_back(control_of_flag(o.controls[i], i));
+    o.request.controls.back().preprocessor = preprocessor;
+  }
   o.request.controlnet_dirs.assign(o.controlnet_dirs.begin(), o.controlnet_dirs.end());
 }
 
@@ -355,6 +365,11 @@ void add_generate_command(CLI::App& app) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   command->add_option("--controlnet-dir", options->controlnet_dirs, "Folder where --control looks up nets by NAME")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command->add_option("--control-preprocess", options->control_preprocess,
+                      "Make each --control image into its control map first: canny[:LOW:HIGH] (edges, as "
+                      "AUTOMATIC1111's canny), invert, threshold[:LEVEL], tile[:FACTOR] or none (the image is the "
+                      "map); see `diffuse preprocess`")
+      ->capture_default_str();
   command->add_option("--control-mode", p.control_mode,
                       "balanced, prompt (my prompt is more important) or control (ControlNet is more important), "
                       "as AUTOMATIC1111's")

@@ -112,7 +112,9 @@ ResolvedControls validate_controls(const std::vector<ControlUnit>& units, const 
     ResolvedControlUnit resolved;
     resolved.path = find_controlnet(unit.model, dirs, i);
     resolved.name = model_name_for(resolved.path);
-    resolved.pixels = image::to_rgb(image);
+    resolved.module = std::string(unit.preprocessor.name());
+    resolved.pixels = unit.preprocessor.kind == image::ControlPreprocessor::Kind::none ? image::to_rgb(image)
+                                                                                      : unit.preprocessor.apply(image);
     resolved.weight = unit.weight;
     resolved.start = unit.start;
     resolved.end = unit.end;

@@ -9,6 +9,8 @@
 
 #include <ATen/ATen.h>
 
+#include "image/control_preprocess.h"
+
 namespace diffuse::pipeline {
 
 // One unit, as the front ends fill it in.
@@ -18,6 +20,9 @@ struct ControlUnit {
   double weight = 1;   // diffusers' conditioning scale: >= 0
   double start = 0;    // fractions of the steps run: the unit steers steps i with start <= i/N and
   double end = 1;      // (i+1)/N <= end (diffusers' control_guidance_start / _end)
+  // AUTOMATIC1111's "Module": turns the image into the net's control map (canny edges...) before it
+  // is resized to the run's size; none: the image is the map already.
+  image::ControlPreprocessor preprocessor;
 };
 
 // AUTOMATIC1111's control modes. Balanced: the residuals in both halves of the CFG batch. Prompt
@@ -33,7 +38,8 @@ enum class ControlResize { Stretch, Crop, Fit };
 struct ResolvedControlUnit {
   std::filesystem::path path;  // the file or folder found
   std::string name;            // its name, for the PNG's parameters
-  at::Tensor pixels;           // uint8 [H, W, 3] as given
+  std::string module = "none";  // the preprocessor, as the PNG's parameters name it
+  at::Tensor pixels;           // uint8 [H, W, 3]: the control map (the image, preprocessed)
   at::Tensor image;            // float [1, 3, height, width] in [0, 1]: prepare_control_images() fills it
   double weight = 1;
   double start = 0;

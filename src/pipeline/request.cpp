@@ -253,7 +253,7 @@ std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, cons
   const auto& controls = request.controls;
   for (size_t i = 0; i < controls.units.size(); ++i) {
     const auto& unit = controls.units[i];
-    text << ", ControlNet " << i << ": \"Module: none, Model: " << unit.name << ", Weight: " << format_number(unit.weight)
+    text << ", ControlNet " << i << ": \"Module: " << unit.module << ", Model: " << unit.name << ", Weight: " << format_number(unit.weight)
          << ", Resize Mode: " << kResizeNames[static_cast<int>(controls.resize)]
          << ", Guidance Start: " << format_number(unit.start) << ", Guidance End: " << format_number(unit.end)
          << ", Control Mode: " << (controls.guess_mode ? "Guess mode" : kModeNames[static_cast<int>(controls.mode)])

@@ -127,5 +127,37 @@ TEST_F(ControlNetCli, RefusesANetForAnotherBaseModel) {
                                          "SDXL (text width 64, size conditioning)");
 }
 
+// --control-preprocess makes each image into its map first: the same picture as preprocessing it with
+// `diffuse preprocess` and giving the map, and the PNG's parameters name the module.
+TEST_F(ControlNetCli, PreprocessesTheControlImageAsThePreprocessCommandDoes) {
+  const auto photo = fixtures_dir() / "canny/cases/rgb_shapes_64x64_100_200.png";
+  const auto map = dir_ / "edges.png";
+  const auto preprocessed = run_diffuse({"preprocess", "canny", photo.string(), "-o", map.string()});
+  ASSERT_EQ(preprocessed.exit_code, 0) << preprocessed.output;
+
+  auto args = flags_of(run("cn_euler_8_s1.0"));
+  auto unit = std::find(args.begin(), args.end(), "--control") + 1;
+  const auto net = unit->substr(0, unit->find(':'));
+  *unit = net + ":" + map.string();
+  const auto given_map = run_diffuse(args);
+  ASSERT_EQ(given_map.exit_code, 0) << given_map.output;
+  const auto expected = image::read_png(out());
+  fs::remove(out());
+
+  *unit = net + ":" + photo.string();
+  args.insert(args.end(), {"--control-preprocess", "canny:100:200"});
+  const auto preprocessing = run_diffuse(args);
+  ASSERT_EQ(preprocessing.exit_code, 0) << preprocessing.output;
+  const auto made = image::read_png(out());
+  EXPECT_TRUE(at::equal(made.pixels, expected.pixels));
+  EXPECT_NE(made.text.at("parameters").find("ControlNet 0: \"Module: canny, Model: tiny-sd1-cn"), std::string::npos)
+      << made.text.at("parameters");
+  fs::remove(out());
+
+  args.back() = "sobel";
+  expect_rejected(run_diffuse(args),
+                  "--control-preprocess: control preprocessor: unknown 'sobel' (known: canny, invert, threshold, tile, none)");
+}
+
 }  // namespace
 }  // namespace diffuse::cli
