@@ -245,7 +245,7 @@ std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, cons
   if (request.inpainting()) text << ", Mask blur: " << format_number(request.mask_blur);
   if (request.outpaint) {
     const auto& pad = *request.outpaint;
-    text << ", Outpaint: " << pad.left << "," << pad.right << "," << pad.top << "," << pad.bottom << " " << request.outpaint_fill;
+    text << ", Outpaint: " << pad.left << "," << pad.right << "," << pad.top << "," << pad.bottom << " " << outpaint_fill_name(request.outpaint_fill);
   }
   // As sd-webui-controlnet writes its units.
   static const char* const kModeNames[] = {"Balanced", "My prompt is more important", "ControlNet is more important"};

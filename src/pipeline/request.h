@@ -105,6 +105,11 @@ struct GenerationRequest {
 };
 
 // What an img2img or inpainting run starts from, prepared once for every image of the request.
+// What outpainting's new area starts as: Edge repeats the border colours, Noise puts random colours
+// from the seed.
+enum class OutpaintFill { Edge, Noise };
+const char* outpaint_fill_name(OutpaintFill fill);  // "edge", "noise": as requests name them
+
 struct SourceImage {
   at::Tensor image;        // float [1, 3, H, W] in [-1, 1], what the VAE encodes
   at::Tensor pixels;       // uint8 [H, W, 3]: the same picture, pasted back outside the mask
@@ -144,7 +149,7 @@ struct ResolvedRequest {
   int first_step = 0;  // sampling::first_step_for_strength(steps, strength)
   double mask_blur = 0;
   std::optional<image::Padding> outpaint;
-  std::string outpaint_fill;
+  OutpaintFill outpaint_fill = OutpaintFill::Edge;
   SourceImage source;
   ResolvedControls controls;  // validate() finds the nets; resolve() sizes the images
   bool has_init_image() const { return init_image.defined(); }

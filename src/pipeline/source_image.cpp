@@ -37,11 +37,22 @@ at::Tensor grey_mask(const ResolvedRequest& request) {
   return image::resize(grey, static_cast<int>(width), static_cast<int>(height));
 }
 
+constexpr OutpaintFill kOutpaintFills[] = {OutpaintFill::Edge, OutpaintFill::Noise};
+
+OutpaintFill parse_outpaint_fill(const std::string& name) {
+  std::string known;
+  for (const auto fill : kOutpaintFills) {
+    if (name == outpaint_fill_name(fill)) return fill;
+    known += std::string(known.empty() ? "" : ", ") + outpaint_fill_name(fill);
+  }
+  throw InvalidParameter("outpaint_fill", "'" + name + "' is not one of " + known);
+}
+
 // The init image on its outpainting canvas, with the canvas's mask (255 in the new area, and
 // mask_blur pixels into the old image along each side that grew, so the seam is repainted too).
 std::pair<at::Tensor, at::Tensor> outpainted(const ResolvedRequest& request, at::Tensor rgb, at::Tensor mask) {
   const image::Padding& pad = *request.outpaint;
-  if (request.outpaint_fill == "noise") {
+  if (request.outpaint_fill == OutpaintFill::Noise) {
     // Its own generator: the run's draws stay in the reference order.
     auto generator = at::make_generator<at::CPUGeneratorImpl>(request.seed);
     at::Tensor canvas = at::randint(0, 256, {rgb.size(0) + pad.top + pad.bottom, rgb.size(1) + pad.left + pad.right, 3},
@@ -96,11 +107,8 @@ void validate_source(const GenerationRequest& request, ResolvedRequest& resolved
       }
     }
     if (pad.empty()) throw InvalidParameter("outpaint", "adds nothing: give at least one side more than 0 pixels");
-    if (request.outpaint_fill != "edge" && request.outpaint_fill != "noise") {
-      throw InvalidParameter("outpaint_fill", "'" + request.outpaint_fill + "' is not one of edge, noise");
-    }
     resolved.outpaint = pad;
-    resolved.outpaint_fill = request.outpaint_fill;
+    resolved.outpaint_fill = parse_outpaint_fill(request.outpaint_fill);
   }
 }
 
@@ -147,6 +155,14 @@ void prepare_source(ResolvedRequest& resolved, bool repaints_everything) {
     source.mask = binary.unsqueeze(0).unsqueeze(0).contiguous();
     source.paste_mask = image::blur_mask(binary, resolved.mask_blur);
   }
+}
+
+const char* outpaint_fill_name(OutpaintFill fill) {
+  switch (fill) {
+    case OutpaintFill::Edge: return "edge";
+    case OutpaintFill::Noise: return "noise";
+  }
+  return "?";
 }
 
 }  // namespace diffuse::pipeline
