@@ -8,15 +8,6 @@
 
 namespace diffuse::io {
 
-const char* lora_target_name(LoraTarget target) {
-  switch (target) {
-    case LoraTarget::Unet: return "UNet";
-    case LoraTarget::TextEncoder: return "text encoder";
-    case LoraTarget::TextEncoder2: return "second text encoder";
-  }
-  return "?";
-}
-
 namespace {
 
 enum class Part { Down, Up, Alpha };

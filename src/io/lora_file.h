@@ -17,7 +17,6 @@
 namespace diffuse::io {
 
 enum class LoraTarget { Unet, TextEncoder, TextEncoder2 };
-const char* lora_target_name(LoraTarget target);  // "UNet", "text encoder", "second text encoder"
 
 struct LoraModule {
   std::string file_name;  // the module's name as the file spells it, for messages

@@ -63,10 +63,6 @@ std::optional<at::ScalarType> scalar_type_from_safetensors(const std::string& dt
   return entry ? entry->type : std::nullopt;
 }
 
-size_t safetensors_dtype_size(const std::string& dtype) {
-  const auto* entry = find_dtype(dtype);
-  return entry ? entry->size : 0;
-}
 
 const char* safetensors_dtype_name(at::ScalarType type) {
   for (const auto& entry : kDtypes) {

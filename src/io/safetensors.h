@@ -56,8 +56,6 @@ class SafetensorsFile {
 // "F16" -> at::kHalf etc.; std::nullopt for a name safetensors defines but torch 1.13 lacks, or
 // for an unknown one.
 std::optional<at::ScalarType> scalar_type_from_safetensors(const std::string& dtype);
-// Bytes per element of a dtype name that scalar_type_from_safetensors accepts.
-size_t safetensors_dtype_size(const std::string& dtype);
 // safetensors' name for a torch type ("F32", "BF16", ...), or nullptr for one it has no name for.
 const char* safetensors_dtype_name(at::ScalarType type);
 

@@ -38,7 +38,6 @@ class StepConditioning {
 
   // The per-step texts, and which of them a step uses.
   const std::vector<text::ScheduledPrompt>& prompt_schedule() const { return prompt_.entries; }
-  const std::vector<text::ScheduledPrompt>& negative_schedule() const { return negative_.entries; }
 
  private:
   struct Schedule {

@@ -77,19 +77,31 @@ const char* control_resize_name(ControlResize resize) {
   return "?";
 }
 
+namespace {
+
+// The value of `values` that `name_of` names `name`; InvalidParameter `parameter` listing them otherwise.
+template <typename Enum>
+Enum parse_named(const std::string& name, std::initializer_list<Enum> values, const char* (*name_of)(Enum),
+                 const char* parameter) {
+  std::string known;
+  size_t i = 0;
+  for (const Enum value : values) {
+    if (name == name_of(value)) return value;
+    known += std::string(i == 0 ? "" : i + 1 == values.size() ? " or " : ", ") + name_of(value);
+    ++i;
+  }
+  throw InvalidParameter(parameter, "'" + name + "' is not " + known);
+}
+
+}  // namespace
+
 ResolvedControls validate_controls(const std::vector<ControlUnit>& units, const std::vector<fs::path>& dirs,
                                    const std::string& mode, const std::string& resize, bool guess_mode) {
   ResolvedControls controls;
-  const std::vector<std::pair<std::string, ControlMode>> modes = {
-      {"balanced", ControlMode::Balanced}, {"prompt", ControlMode::Prompt}, {"control", ControlMode::Control}};
-  const auto found_mode = std::find_if(modes.begin(), modes.end(), [&](const auto& m) { return m.first == mode; });
-  if (found_mode == modes.end()) throw InvalidParameter("control_mode", "'" + mode + "' is not balanced, prompt or control");
-  controls.mode = found_mode->second;
-  const std::vector<std::pair<std::string, ControlResize>> resizes = {
-      {"stretch", ControlResize::Stretch}, {"crop", ControlResize::Crop}, {"fit", ControlResize::Fit}};
-  const auto found_resize = std::find_if(resizes.begin(), resizes.end(), [&](const auto& r) { return r.first == resize; });
-  if (found_resize == resizes.end()) throw InvalidParameter("control_resize", "'" + resize + "' is not stretch, crop or fit");
-  controls.resize = found_resize->second;
+  controls.mode = parse_named(mode, {ControlMode::Balanced, ControlMode::Prompt, ControlMode::Control},
+                              control_mode_name, "control_mode");
+  controls.resize = parse_named(resize, {ControlResize::Stretch, ControlResize::Crop, ControlResize::Fit},
+                                control_resize_name, "control_resize");
   if (guess_mode && controls.mode != ControlMode::Balanced) {
     throw InvalidParameter("control_guess_mode", "is a control mode of its own: it cannot go with control mode '" + mode + "'");
   }
