@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "pipeline/hires_fix.h"
 #include "pipeline/model.h"
 #include "pipeline/source_image.h"
 #include "text/extra_networks.h"
@@ -155,6 +156,7 @@ ResolvedRequest validate(const GenerationRequest& request) {
     check_prompt_syntax("negative_prompt", resolved.negative_text, sampler.steps);
   }
   validate_source(request, resolved);
+  validate_hires_fix(request, resolved);
   return resolved;
 }
 
@@ -213,6 +215,7 @@ ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionMod
     resolved.warnings.push_back(warning.str());
   }
   prepare_source(resolved, model.is_inpainting());
+  resolve_hires_fix(resolved, model, grid);
   return resolved;
 }
 
@@ -239,6 +242,7 @@ std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, cons
   if (sampler.timestep_spacing) text << ", Timestep spacing: " << sampling::name_of(*sampler.timestep_spacing);
   if (request.clip_skip > 1) text << ", Clip skip: " << request.clip_skip;
   if (request.has_init_image()) text << ", Denoising strength: " << format_number(request.strength);
+  if (request.hires) text << hires_parameters(*request.hires);
   if (request.inpainting()) text << ", Mask blur: " << format_number(request.mask_blur);
   if (request.outpaint) {
     const auto& pad = *request.outpaint;

@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 
 #include "image/image_edit.h"
+#include "pipeline/hires_fix_options.h"
 #include "pipeline/lora.h"
 #include "sampling/sampling.h"
 
@@ -93,6 +94,9 @@ struct GenerationRequest {
   // and repainted (mask_blur pixels into the old image too, so the seam blends).
   std::optional<image::Padding> outpaint;
   std::string outpaint_fill = "edge";
+
+  // Text to image only: a second, larger pass over the first (pipeline/hires_fix.h).
+  std::optional<HiresFixRequest> hires;
 };
 
 // What an img2img or inpainting run starts from, prepared once for every image of the request.
@@ -137,6 +141,9 @@ struct ResolvedRequest {
   std::optional<image::Padding> outpaint;
   std::string outpaint_fill;
   SourceImage source;
+  // img2img from latents instead of an image (the hires fix's latent upscalers): no VAE encode.
+  at::Tensor init_latents;
+  std::optional<ResolvedHiresFix> hires;
   bool has_init_image() const { return init_image.defined(); }
   bool inpainting() const { return mask.defined() || outpaint.has_value(); }
   // What will run but may not give what the user hopes (a size far from the model's training
