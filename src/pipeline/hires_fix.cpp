@@ -186,11 +186,8 @@ at::Tensor truncated_bytes(const at::Tensor& decoded) {
   return (at::nan_to_num(unit, 0.0) * 255.0f).to(at::kByte)[0].permute({1, 2, 0}).contiguous();
 }
 
-namespace {
-
-// The first pass decoded and enlarged to the hires size, uint8 [H, W, 3].
-at::Tensor upscaled_image(StableDiffusionModel& model, const ResolvedRequest& request, int index,
-                          const at::Tensor& first_latents, const ProgressCallback& progress) {
+at::Tensor upscale_first_pass_image(StableDiffusionModel& model, const ResolvedRequest& request, int index,
+                                    const at::Tensor& first_latents, const ProgressCallback& progress) {
   const ResolvedHiresFix& hires = *request.hires;
   PhaseTimer decoding(progress, Phase::Decode, model.decode_tile_count(first_latents), index, request.batch_count);
   decoding.report(0);
@@ -208,6 +205,8 @@ at::Tensor upscaled_image(StableDiffusionModel& model, const ResolvedRequest& re
   const auto filter = hires.upscaler == HiresUpscaler::Nearest ? image::ResampleFilter::Nearest : image::ResampleFilter::Lanczos;
   return image::resize_like_pillow(pixels, hires.width, hires.height, filter);
 }
+
+namespace {
 
 // The first pass's request made into the second pass's img2img: the hires size, sampler, schedule
 // and prompts; the same seed, guidance and LoRAs.
@@ -252,7 +251,7 @@ GeneratedImage run_hires_pass(StableDiffusionModel& model, const ResolvedRequest
     const int factor = model.vae_scale_factor();
     second.init_latents = upscale_latents(first_latents, hires.upscaler, hires.height / factor, hires.width / factor);
   } else {
-    const at::Tensor pixels = upscaled_image(model, request, index, first_latents, progress);
+    const at::Tensor pixels = upscale_first_pass_image(model, request, index, first_latents, progress);
     second.init_image = pixels;
     second.source.pixels = pixels;
     // diffusers' VaeImageProcessor, as prepare_source() does: / 255 in float32, then 2x - 1.

@@ -28,6 +28,12 @@ at::Tensor upscale_latents(const at::Tensor& latents, HiresUpscaler upscaler, in
 // clamp((x + 1) / 2, 0, 1) in float32, truncated (not rounded, unlike diffusers' PNGs).
 at::Tensor truncated_bytes(const at::Tensor& decoded);
 
+// Image upscalers: the first pass's latents decoded, truncated to bytes and enlarged to the hires
+// size (an ESRGAN file up to three times until it reaches it, then Lanczos to the exact size, as
+// AUTOMATIC1111's Upscaler.upscale does), uint8 [H, W, 3]. Decode and network progress go to `progress`.
+at::Tensor upscale_first_pass_image(StableDiffusionModel& model, const ResolvedRequest& request, int index,
+                                    const at::Tensor& first_latents, const ProgressCallback& progress = {});
+
 // The second pass of image `index`, from the first pass's final latents: the finished image, its
 // parameters those of the whole request. `progress`: the Denoise phase counts on from the first
 // pass's steps, so one phase covers both passes.

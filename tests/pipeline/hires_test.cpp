@@ -10,6 +10,7 @@
 #include "pipeline/generation.h"
 #include "pipeline/golden_run.h"
 #include "pipeline/hires_fix.h"
+#include "pipeline/upscale.h"
 #include "support/fixtures.h"
 #include "util/error.h"
 
@@ -167,6 +168,36 @@ TEST(HiresUpscale, ImageModesTruncateTheDecodedFirstPassThenResize) {
     ++checked;
   }
   EXPECT_EQ(checked, 1);
+}
+
+// An ESRGAN file (the x2 fixture net) at scale 1.5: one network pass to 128 pixels, then Lanczos
+// down to 96; the image the second pass starts from is exactly that composition.
+TEST(HiresUpscale, NetworkFilesRunUntilTheSizeIsReachedThenLanczos) {
+  const auto& run = hires_run("hires_lanczos_x2_euler");
+  auto request = hires_request_of(run);
+  const auto net_file = test::fixtures_dir() / "upscale/models/rrdbnet_x2.safetensors";
+  request.hires->upscaler = net_file.string();
+  request.hires->scale = 1.5;
+  auto& model = hires_model();
+  const auto params = resolve(request, model);
+  ASSERT_EQ(params.hires->upscaler, HiresUpscaler::Neural);
+  const auto first_latents = read_reference(hires_refs() / run.at("first_pass").at("final_latents"));
+  const auto made = upscale_first_pass_image(model, params, 0, first_latents);
+
+  auto net = NeuralUpscaler::load(net_file);
+  UpscaleOptions options;
+  options.tile = 192;
+  const auto lowres = truncated_bytes(model.decode_latents(first_latents));
+  const auto enlarged = net.upscale_pixels(lowres, options);
+  ASSERT_EQ(enlarged.size(0), 128);
+  const auto expected = image::resize_like_pillow(enlarged, 96, 96, image::ResampleFilter::Lanczos);
+  EXPECT_TRUE(made.equal(expected));
+  EXPECT_NE(a1111_parameters(params, 1, "tiny").find("Hires upscaler: rrdbnet_x2"), std::string::npos);
+
+  // Pixel-space Lanczos from the first pass's latents reaches the fixture's upscaled image.
+  const auto lanczos = upscale_first_pass_image(model, resolve(hires_request_of(run), model), 0, first_latents);
+  const auto fixture = image::read_png(hires_refs() / run.at("upscale").at("upscaled_png").get<std::string>()).pixels;
+  EXPECT_LE(max_levels_between(lanczos, fixture), kImageLevels);
 }
 
 TEST(HiresParameters, AreWrittenAsAutomatic1111WritesThem) {
