@@ -64,6 +64,20 @@ TEST_F(HiresCli, GivesTheReferenceImageFromTheFlags) {
       << parameters;
 }
 
+// The second pass's previews are larger than the first's: the sheet shows them all at one size.
+TEST_F(HiresCli, SavesTheStepsOfBothPasses) {
+  const auto manifest = test::read_json(hires_dir() / "manifest.json");
+  const auto& run = manifest.at("runs").at(0);
+  auto args = first_pass_args(run);
+  const auto steps_dir = dir_ / "steps";
+  args.insert(args.end(), {"--hires-scale", "2", "--hires-steps", "2", "--save-steps", steps_dir.string()});
+  const auto outcome = test::run_diffuse(args);
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  const int total = run.at("first_pass").at("num_inference_steps").get<int>() + 2;
+  EXPECT_TRUE(fs::exists(steps_dir / ("step-" + std::to_string(total) + "-noisy.png"))) << outcome.output;
+  EXPECT_TRUE(fs::exists(steps_dir / "steps.png")) << outcome.output;
+}
+
 TEST_F(HiresCli, RefusesBadFlagsByName) {
   const auto manifest = test::read_json(hires_dir() / "manifest.json");
   const auto base = first_pass_args(manifest.at("runs").at(0));
