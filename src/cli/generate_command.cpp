@@ -51,6 +51,9 @@ struct GenerateOptions {
   std::string control_preprocess = "none";  // applied to every unit's image
   bool plain_prompt = false;
   bool guidance_embedding = false;  // as --guidance-embedding / --no-guidance-embedding say, when given
+  pipeline::HiresFixRequest hires;  // the request's when any --hires-* flag is given
+  bool hires_given = false;
+  std::string hires_size;           // "WxH" as typed
   pipeline::GenerationRequest request;
 };
 
@@ -197,6 +200,23 @@ void parse_controls(GenerateOptions& o) {
   o.request.controlnet_dirs.assign(o.controlnet_dirs.begin(), o.controlnet_dirs.end());
 }
 
+// --hires-size WxH -> the request's hires width and height; either may be 0 (from the aspect ratio).
+void parse_hires_size(GenerateOptions& o) {
+  if (o.hires_size.empty()) return;
+  const auto x = o.hires_size.find('x');
+  const auto size = x == std::string::npos ? std::nullopt
+                                           : number_pair(o.hires_size.substr(0, x) + "," + o.hires_size.substr(x + 1),
+                                                         "hires_size", "WxH");
+  if (!size) throw InvalidParameter("hires_size", "'" + o.hires_size + "' is not WxH (two whole numbers and an x)");
+  o.hires.width = size->first;
+  o.hires.height = size->second;
+}
+
+void parse_hires(GenerateOptions& o) {
+  parse_hires_size(o);
+  if (o.hires_given) o.request.hires = o.hires;
+}
+
 void parse_size_conditioning(GenerateOptions& o) {
   if (const auto size = number_pair(o.original_size, "original_size", "W,H")) {
     o.request.original_size = pipeline::ImageSize{size->first, size->second};
@@ -224,6 +244,7 @@ void run_generate(GenerateOptions o) {
   if (builtin) o.model = builtin_model_dir().string();
   if (!o.preset.empty()) pipeline::apply_preset(pipeline::find_preset(o.preset), o.request, o.given);
   parse_size_conditioning(o);
+  parse_hires(o);
   parse_extra_networks(o);
   parse_controls(o);
   read_source_images(o);
@@ -276,7 +297,9 @@ void run_generate(GenerateOptions o) {
     image::write_png(path, image.pixels, {{"parameters", image.parameters}});
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     char line[64];
-    std::snprintf(line, sizeof line, " (%dx%d, seed %llu) in %.1f s", request.width, request.height,
+    const auto& size = request.hires ? pipeline::ImageSize{request.hires->width, request.hires->height}
+                                     : pipeline::ImageSize{request.width, request.height};
+    std::snprintf(line, sizeof line, " (%dx%d, seed %llu) in %.1f s", size.width, size.height,
                   static_cast<unsigned long long>(image.seed), seconds);
     progress.print("wrote " + path.string() + line);
     started = std::chrono::steady_clock::now();
@@ -401,15 +424,40 @@ void add_generate_command(CLI::App& app) {
   command->add_flag("--low-memory", options->low_memory, "Free the text encoder once the prompts are encoded");
   command->add_flag("--vae-tiling", options->vae_tiling,
                     "Decode large images in overlapping tiles, so memory stays that of a 512x512 decode");
+  auto& hires = options->hires;
+  const std::vector<CLI::Option*> hires_flags{
+      command->add_option("--hires-scale", hires.scale, "Hires fix: enlarge the first pass this many times")
+          ->capture_default_str(),
+      command->add_option("--hires-size", options->hires_size,
+                          "Hires fix: the result's size, WxH (one side 0: from the aspect ratio); instead of the scale"),
+      command->add_option("--hires-upscaler", hires.upscaler,
+                          "Hires fix: latent, latent-nearest, latent-bicubic, lanczos, nearest or an ESRGAN file")
+          ->capture_default_str(),
+      command->add_option("--hires-denoise", hires.denoise, "Hires fix: the second pass's denoising strength, (0, 1]")
+          ->capture_default_str(),
+      command->add_option("--hires-steps", hires.steps, "Hires fix: second-pass steps (0: as many as the first pass)"),
+      command->add_option("--hires-sampler", hires.sampler, "Hires fix: the second pass's sampler (default: --sampler)"),
+      command->add_option("--hires-prompt", hires.prompt, "Hires fix: the second pass's prompt (default: --prompt)"),
+      command->add_option("--hires-negative,--hires-negative-prompt", hires.negative_prompt,
+                          "Hires fix: the second pass's negative prompt (default: --negative-prompt)")};
   command->add_option("-o,--output", options->output, "PNG file to write")->capture_default_str();
   command->callback([=] {
+    for (const auto* flag : hires_flags) {
+      if (flag->count() > 0) options->hires_given = true;
+    }
     const std::pair<const char*, CLI::Option*> flags[] = {
         {"sampler", sampler}, {"steps", steps}, {"cfg_scale", cfg_scale}, {"timestep_spacing", spacing}};
     for (const auto& [field, flag] : flags) {
       if (flag->count() > 0) options->given.insert(field);
     }
     if (guidance_embedding->count() > 0) options->request.guidance_embedding = options->guidance_embedding;
-    run_generate(*options);
+    try {
+      run_generate(*options);
+    } catch (const InvalidParameter& e) {
+      // One flag gives both sides.
+      if (e.parameter() == "hires_width" || e.parameter() == "hires_height") throw InvalidParameter("hires_size", e.problem());
+      throw;
+    }
   });
 }
 

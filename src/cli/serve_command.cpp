@@ -8,6 +8,7 @@
 #include "cli/decoder_options.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/model.h"
+#include "server/a1111_api.h"
 #include "server/generation_worker.h"
 #include "server/http_server.h"
 #include "server/redis_queue.h"
@@ -68,7 +69,11 @@ void serve(ServeOptions& o) {
   front_options.model_path = o.model;
   const auto limits = o.limits;
   front_options.check = [limits](const nlohmann::json& payload, bool img2img) {
-    pipeline::validate(server::parse_a1111_request(payload, img2img, limits).request);
+    try {
+      pipeline::validate(server::parse_a1111_request(payload, img2img, limits).request);
+    } catch (const InvalidParameter& error) {
+      throw server::with_a1111_field(error);
+    }
   };
   server::HttpFront front(*queue, front_options);
   const int port = front.bind();

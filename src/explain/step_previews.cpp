@@ -4,6 +4,7 @@
 
 #include "image/animated_png.h"
 #include "image/contact_sheet.h"
+#include "image/image_edit.h"
 #include "image/png_file.h"
 #include "image/tensor_image.h"
 #include "util/error.h"
@@ -109,6 +110,14 @@ void StepPreviewWriter::on_step(const pipeline::Progress& step) {
 
 const StepFiles& StepPreviewWriter::finish() {
   if (noisy_.empty()) throw Error("save_steps: the sampler reported no steps");
+  // A hires fix's second pass previews a larger image: the sheet and the animation show every step
+  // at the first step's size.
+  const auto width = static_cast<int>(noisy_[0].size(1)), height = static_cast<int>(noisy_[0].size(0));
+  for (auto* row : {&noisy_, &denoised_}) {
+    for (auto& image : *row) {
+      if (image.size(1) != width || image.size(0) != height) image = image::resize(image, width, height);
+    }
+  }
   // Sheet: the noisy latents on the first row, the predicted x0 below, one column per step.
   std::vector<at::Tensor> cells;
   for (const auto* row : {&noisy_, &denoised_}) {

@@ -5,6 +5,7 @@
 #include "image/tensor_image.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/control.h"
+#include "pipeline/hires_fix.h"
 
 namespace diffuse::pipeline {
 
@@ -22,6 +23,11 @@ RunStart prepare_start(StableDiffusionModel& model, const ResolvedRequest& reque
   const std::vector<int64_t> shape{1, model.latent_channels(), request.height / factor, request.width / factor};
   const auto& options = request.sampler;
   RunStart start;
+  if (request.init_latents.defined()) {
+    const auto noise = at::randn(shape, generator);
+    start.latents = sampling::add_noise(model.scheduler, options, request.init_latents, noise, request.first_step);
+    return start;
+  }
   const SourceImage& source = request.source;
   const bool inpainting_model = model.is_inpainting();
   if (!request.has_init_image()) {
@@ -117,7 +123,9 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
     const auto pair = output.chunk(2);
     return pair[0] + request.cfg_scale * (pair[1] - pair[0]);
   };
-  PhaseTimer denoising(progress, Phase::Denoise, steps_run, index, request.batch_count);
+  // With a hires fix one Denoise phase covers both passes.
+  const int steps_reported = steps_run + (request.hires ? request.hires->steps : 0);
+  PhaseTimer denoising(progress, Phase::Denoise, steps_reported, index, request.batch_count);
   denoising.report(0);
   const sampling::StepCallback on_step = [&](const sampling::StepInfo& info) {
     step = info.step + 1;
@@ -129,6 +137,7 @@ GeneratedImage generate_image(StableDiffusionModel& model, const ResolvedRequest
   result.seed = seed;
   result.latents = sampling::sample_from(predict, model.scheduler, request.sampler, request.first_step, start.latents,
                                          generator, on_step, start.after_step);
+  if (request.hires) return run_hires_pass(model, request, index, result.latents, progress);
   PhaseTimer decoding(progress, Phase::Decode, model.decode_tile_count(result.latents), index, request.batch_count);
   decoding.report(0);
   const auto image = model.decode_latents(result.latents, [&](int done, int) { decoding.report(done); });

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "pipeline/hires_fix.h"
 #include "pipeline/model.h"
 #include "pipeline/source_image.h"
 #include "text/extra_networks.h"
@@ -157,6 +158,7 @@ ResolvedRequest validate(const GenerationRequest& request) {
   validate_source(request, resolved);
   resolved.controls = validate_controls(request.controls, request.controlnet_dirs, request.control_mode,
                                         request.control_resize, request.control_guess_mode);
+  validate_hires_fix(request, resolved);
   return resolved;
 }
 
@@ -216,6 +218,7 @@ ResolvedRequest resolve(const ResolvedRequest& request, const StableDiffusionMod
   }
   prepare_source(resolved, model.is_inpainting());
   prepare_control_images(resolved.controls, resolved.width, resolved.height);
+  resolve_hires_fix(resolved, model, grid);
   return resolved;
 }
 
@@ -242,6 +245,7 @@ std::string a1111_parameters(const ResolvedRequest& request, uint64_t seed, cons
   if (sampler.timestep_spacing) text << ", Timestep spacing: " << sampling::name_of(*sampler.timestep_spacing);
   if (request.clip_skip > 1) text << ", Clip skip: " << request.clip_skip;
   if (request.has_init_image()) text << ", Denoising strength: " << format_number(request.strength);
+  if (request.hires) text << hires_parameters(*request.hires);
   if (request.inpainting()) text << ", Mask blur: " << format_number(request.mask_blur);
   if (request.outpaint) {
     const auto& pad = *request.outpaint;

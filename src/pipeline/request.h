@@ -15,6 +15,7 @@
 
 #include "image/image_edit.h"
 #include "pipeline/control_unit.h"
+#include "pipeline/hires_fix_options.h"
 #include "pipeline/lora.h"
 #include "sampling/sampling.h"
 
@@ -102,6 +103,8 @@ struct GenerationRequest {
   std::string control_mode = "balanced";               // balanced | prompt | control
   std::string control_resize = "stretch";              // stretch | crop | fit
   bool control_guess_mode = false;
+  // Text to image only: a second, larger pass over the first (pipeline/hires_fix.h).
+  std::optional<HiresFixRequest> hires;
 };
 
 // What an img2img or inpainting run starts from, prepared once for every image of the request.
@@ -152,6 +155,9 @@ struct ResolvedRequest {
   OutpaintFill outpaint_fill = OutpaintFill::Edge;
   SourceImage source;
   ResolvedControls controls;  // validate() finds the nets; resolve() sizes the images
+  // img2img from latents instead of an image (the hires fix's latent upscalers): no VAE encode.
+  at::Tensor init_latents;
+  std::optional<ResolvedHiresFix> hires;
   bool has_init_image() const { return init_image.defined(); }
   bool inpainting() const { return mask.defined() || outpaint.has_value(); }
   // What will run but may not give what the user hopes (a size far from the model's training

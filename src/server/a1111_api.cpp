@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <random>
 #include <set>
 
@@ -71,7 +72,45 @@ uint64_t random_seed() {
   return (uint64_t{device()} << 32 | device()) % 4294967296ull;  // AUTOMATIC1111's seeds fit 32 bits
 }
 
+// "" and AUTOMATIC1111's "Use same sampler" keep the first pass's.
+std::string hires_sampler_from_a1111(const std::string& name) {
+  if (name.empty() || lower(name) == "use same sampler") return "";
+  pipeline::GenerationRequest sampler;
+  try {
+    set_sampler_from_a1111(sampler, name, "");
+  } catch (const InvalidParameter& error) {
+    throw InvalidParameter("hr_sampler_name", error.problem());
+  }
+  return sampler.sampler;
+}
+
+pipeline::HiresFixRequest hires_from_a1111(const json& payload, const ServeLimits& limits) {
+  pipeline::HiresFixRequest hires;
+  hires.scale = number_field(payload, "hr_scale", 2.0);
+  hires.width = bounded(integer_field(payload, "hr_resize_x", 0), "hr_resize_x", 0, limits.max_width);
+  hires.height = bounded(integer_field(payload, "hr_resize_y", 0), "hr_resize_y", 0, limits.max_height);
+  hires.upscaler = text_field(payload, "hr_upscaler", "Latent");
+  hires.steps = bounded(integer_field(payload, "hr_second_pass_steps", 0), "hr_second_pass_steps", 0, limits.max_steps);
+  hires.denoise = number_field(payload, "denoising_strength", hires.denoise);
+  hires.sampler = hires_sampler_from_a1111(text_field(payload, "hr_sampler_name"));
+  // AUTOMATIC1111 reads an empty hires prompt as the first pass's.
+  if (!text_field(payload, "hr_prompt").empty()) hires.prompt = text_field(payload, "hr_prompt");
+  if (!text_field(payload, "hr_negative_prompt").empty()) hires.negative_prompt = text_field(payload, "hr_negative_prompt");
+  return hires;
+}
+
 }  // namespace
+
+InvalidParameter with_a1111_field(const InvalidParameter& error) {
+  static const std::map<std::string, std::string> fields{
+      {"hires_scale", "hr_scale"},         {"hires_width", "hr_resize_x"},
+      {"hires_height", "hr_resize_y"},     {"hires_upscaler", "hr_upscaler"},
+      {"hires_denoise", "denoising_strength"}, {"hires_steps", "hr_second_pass_steps"},
+      {"hires_sampler", "hr_sampler_name"}, {"hires_prompt", "hr_prompt"},
+      {"hires_negative_prompt", "hr_negative_prompt"}};
+  const auto field = fields.find(error.parameter());
+  return field == fields.end() ? error : InvalidParameter(field->second, error.problem());
+}
 
 void set_sampler_from_a1111(pipeline::GenerationRequest& request, const std::string& sampler_name,
                             const std::string& scheduler) {
@@ -142,7 +181,10 @@ ApiRequest parse_a1111_request(const json& payload, bool img2img, const ServeLim
       break;
     }
   }
-  if (!img2img) return api;
+  if (!img2img) {
+    if (bool_field(payload, "enable_hr", false)) r.hires = hires_from_a1111(payload, limits);
+    return api;
+  }
 
   if (!json_has(payload, "init_images")) throw InvalidParameter("init_images", "img2img needs one base64 PNG");
   const auto& images = payload.at("init_images");
@@ -198,7 +240,9 @@ json a1111_response(const json& payload, const ApiRequest& api, const pipeline::
       {"restore_faces", false},
       {"sd_model_name", model_name},
       {"clip_skip", request.clip_skip},
-      {"denoising_strength", request.has_init_image() ? json(request.strength) : json(nullptr)},
+      {"denoising_strength", request.hires          ? json(request.hires->denoise)
+                             : request.has_init_image() ? json(request.strength)
+                                                        : json(nullptr)},
       {"infotexts", infotexts},
       {"styles", json::array()},
       {"job_timestamp", stamp},

@@ -32,8 +32,14 @@ struct ApiRequest {
 inline constexpr const char* kServerDefaults = "__server_defaults";
 
 // `img2img`: init_images, mask, denoising_strength, mask_blur, inpainting_mask_invert are read too.
+// txt2img with enable_hr: the hires fix from hr_scale, hr_resize_x/y, hr_upscaler (AUTOMATIC1111's
+// names: "Latent", "Latent (nearest)", "Lanczos"..., or an upscaler file), hr_second_pass_steps,
+// denoising_strength (default 0.7), hr_sampler_name, hr_prompt, hr_negative_prompt.
 // Unknown fields are ignored, as AUTOMATIC1111 ignores them. seed -1 picks a random seed.
 ApiRequest parse_a1111_request(const nlohmann::json& payload, bool img2img, const ServeLimits& limits);
+
+// The request's error with the JSON field its parameter came from (hires_denoise: denoising_strength).
+InvalidParameter with_a1111_field(const InvalidParameter& error);
 
 // The sampler (and schedule) an AUTOMATIC1111 name means: "DPM++ 2M Karras", "Euler a", or our own
 // names ("dpm++2m"); `scheduler` is the newer separate field ("Karras", "Automatic"), may be empty.

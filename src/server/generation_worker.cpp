@@ -66,7 +66,7 @@ JobStatus GenerationWorker::run(const Job& job) {
     request = pipeline::resolve(pipeline::validate(api.request), model_);
   } catch (const InvalidParameter& error) {
     status.state = JobState::Failed;
-    status.error = error.what();
+    status.error = with_a1111_field(error).what();
     status.error_status = 422;
     return status;
   } catch (const Error& error) {

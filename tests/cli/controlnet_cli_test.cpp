@@ -159,5 +159,18 @@ TEST_F(ControlNetCli, PreprocessesTheControlImageAsThePreprocessCommandDoes) {
                   "--control-preprocess: control preprocessor: unknown 'sobel' (known: canny, invert, threshold, tile, none)");
 }
 
+// The hires fix's second pass keeps the units, their maps resized to the larger size.
+TEST_F(ControlNetCli, UnitsSteerTheHiresPassToo) {
+  auto args = flags_of(run("cn_euler_8_s1.0"));
+  args.insert(args.end(), {"--hires-scale", "2", "--hires-steps", "2"});
+  const auto outcome = run_diffuse(args);
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  const auto made = image::read_png(out());
+  EXPECT_EQ(made.width, 2 * run("cn_euler_8_s1.0").at("width").get<int>());
+  const auto& parameters = made.text.at("parameters");
+  EXPECT_NE(parameters.find("Hires upscale: 2"), std::string::npos) << parameters;
+  EXPECT_NE(parameters.find("ControlNet 0: \"Module: none, Model: tiny-sd1-cn"), std::string::npos) << parameters;
+}
+
 }  // namespace
 }  // namespace diffuse::cli
