@@ -1,6 +1,7 @@
 // Fuzzes the readers of diffusers config.json files: util/json.cpp's parse_json (Python's NaN and
 // Infinity allowed), then UNetConfig, VaeConfig and TextEncoderConfig::from_json (src/models/config.cpp)
-// and SchedulerConfig::from_json (src/sampling/scheduler_config.cpp) on the same document. A
+// and SchedulerConfig::from_json (src/sampling/scheduler_config.cpp), and the original (LDM / sgm)
+// config reader beside single files (src/io/original_config.cpp) on the same document. A
 // diffuse::Error (malformed JSON included) is a refusal. Any other exception (a stray
 // nlohmann::json::exception included), a sanitizer report, or an accepted config whose derived sizes
 // cannot be computed or that does not read back from its own to_json() is a finding.
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "fuzz_support.h"
+#include "io/original_config.h"
 #include "models/config.h"
 #include "sampling/sampling.h"
 #include "util/error.h"
@@ -62,6 +64,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     (void)diffuse::sampling::SchedulerConfig::from_json(config);
+  } catch (const diffuse::Error&) {
+  }
+  try {
+    // What convert writes from the facts must read back to the same facts.
+    const auto facts = diffuse::io::read_original_config(config);
+    const auto again = diffuse::io::read_original_config(diffuse::io::original_config_json(facts, diffuse::io::LdmFamily::Sd1));
+    FUZZ_CHECK(again.unet.image_size == facts.unet.image_size && again.vae.scale_factor == facts.vae.scale_factor &&
+               again.text_encoder.num_heads == facts.text_encoder.num_heads && again.v_prediction == facts.v_prediction);
   } catch (const diffuse::Error&) {
   }
   return 0;

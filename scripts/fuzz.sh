@@ -75,9 +75,9 @@ EOF
   target fuzz_safetensors "$torch_libs" fuzz/fuzz_safetensors.cpp src/io/safetensors.cpp src/util/mapped_file.cpp src/util/json.cpp
   # sampling.cpp holds the scheduler's name parsers beside the sampler registry: lld's --gc-sections
   # drops the registry (and its references to every sampler), so no sampler need be built.
-  target fuzz_json_config "$torch_libs" fuzz/fuzz_json_config.cpp src/models/config.cpp src/util/json.cpp \
-    src/util/json_field.cpp src/sampling/scheduler_config.cpp src/sampling/sampling.cpp src/util/format.cpp
-  target fuzz_tokenizer "-licui18n -licuuc -lz" fuzz/fuzz_tokenizer.cpp src/text/clip_tokenizer.cpp \
+  target fuzz_json_config "$torch_libs" fuzz/fuzz_json_config.cpp src/models/config.cpp src/io/original_config.cpp \
+    src/util/json.cpp src/util/json_field.cpp src/sampling/scheduler_config.cpp src/sampling/sampling.cpp src/util/format.cpp
+  target fuzz_tokenizer "-licui18n -licuuc -lz" fuzz/fuzz_tokenizer.cpp src/text/added_tokens.cpp src/text/clip_tokenizer.cpp \
     src/text/clip_vocabulary.cpp src/text/clip_text_clean.cpp src/text/fix_text.cpp src/text/html_unescape.cpp \
     src/text/sloppy_cp1252.cpp src/text/unicode_text.cpp src/util/json.cpp src/util/utf8.cpp
   target fuzz_png "-lpng -lz $torch_libs" fuzz/fuzz_png.cpp src/image/png_file.cpp src/util/atomic_file.cpp \
