@@ -308,37 +308,52 @@ void run_generate(GenerateOptions o) {
 
 }  // namespace
 
-void add_generate_command(CLI::App& app) {
-  auto options = std::make_shared<GenerateOptions>();
-  auto& p = options->request;
-  auto* command = app.add_subcommand("generate", "Make an image from a text prompt");
-  // A flag given twice takes its last value, as scripts that append overrides expect.
-  command->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  command->add_option("-m,--model", options->model,
+namespace {
+
+// The flags whose use the callback needs to know of: given ones override a preset; any hires flag
+// turns the hires fix on.
+struct GenerateFlags {
+  CLI::Option* steps = nullptr;
+  CLI::Option* cfg_scale = nullptr;
+  CLI::Option* guidance_embedding = nullptr;
+  CLI::Option* sampler = nullptr;
+  CLI::Option* spacing = nullptr;
+  std::vector<CLI::Option*> hires;
+};
+
+// The model, the prompts, the size, and guidance.
+void add_prompt_and_size_flags(CLI::App* command, GenerateOptions& o, GenerateFlags& flags) {
+  auto& p = o.request;
+  command->add_option("-m,--model", o.model,
                       "Diffusers folder or single-file .safetensors checkpoint (default: the built-in model)");
   command->add_option("-p,--prompt", p.prompt, "What the image should show")->required();
   command->add_option("-n,--negative-prompt", p.negative_prompt, "What the image should not show");
-  auto* steps = command->add_option("--steps", p.steps, "Denoising steps")->capture_default_str();
-  auto* cfg_scale = command->add_option("--cfg-scale", p.cfg_scale,
+  flags.steps = command->add_option("--steps", p.steps, "Denoising steps")->capture_default_str();
+  flags.cfg_scale = command->add_option("--cfg-scale", p.cfg_scale,
                                         "Classifier-free guidance scale; 1 or less disables guidance (one UNet pass "
                                         "per step, no negative prompt). LCM models: the scale of their guidance "
                                         "embedding")
                         ->capture_default_str();
-  command->add_option("--preset", options->preset,
+  command->add_option("--preset", o.preset,
                       "Settings for few-step models: turbo (SD-Turbo: euler_a, trailing, 1 step, CFG 0) or lcm (LCM "
                       "models and LCM-LoRA: lcm, 4 steps, CFG 1); flags given override them. See `diffuse samplers`");
-  auto* guidance_embedding =
-      command->add_flag("--guidance-embedding,!--no-guidance-embedding", options->guidance_embedding,
+  flags.guidance_embedding =
+      command->add_flag("--guidance-embedding,!--no-guidance-embedding", o.guidance_embedding,
                         "Insist on an LCM model's guidance embedding (an error for other models); default: "
                         "whatever the model has");
   command->add_option("-s,--seed", p.seed, "Seed of the random noise; a batch uses seed, seed+1, ...")
       ->capture_default_str();
   command->add_option("-W,--width", p.width, "Image width in pixels, a multiple of 8 (default: the model's)");
   command->add_option("-H,--height", p.height, "Image height in pixels, a multiple of 8 (default: the model's)");
-  auto* sampler = command->add_option("--sampler", p.sampler, "Sampler; see `diffuse samplers`")->capture_default_str();
+}
+
+// How the noise is removed; SDXL's size conditioning; the image to start from.
+void add_sampling_and_source_flags(CLI::App* command, GenerateOptions& o, GenerateFlags& flags) {
+  auto& p = o.request;
+  flags.sampler = command->add_option("--sampler", p.sampler, "Sampler; see `diffuse samplers`")->capture_default_str();
   command->add_option("--schedule", p.schedule, "Noise schedule: default, karras, exponential or sgm_uniform")
       ->capture_default_str();
-  auto* spacing = command->add_option("--timestep-spacing", p.timestep_spacing,
+  flags.spacing = command->add_option("--timestep-spacing", p.timestep_spacing,
                       "leading, trailing or linspace (default: the scheduler config's)");
   command->add_option("--prediction", p.prediction,
                       "What the model predicts: epsilon or v_prediction (default: the scheduler config's)");
@@ -346,49 +361,57 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--clip-skip", p.clip_skip,
                       "Text encoder layer to condition on, counted from the last: 1 the last (as AUTOMATIC1111)")
       ->capture_default_str();
-  command->add_option("--original-size", options->original_size,
+  command->add_option("--original-size", o.original_size,
                       "SDXL size conditioning W,H: the size the picture had before cropping (default: the image's)");
-  command->add_option("--crop-coords", options->crop_coords,
+  command->add_option("--crop-coords", o.crop_coords,
                       "SDXL size conditioning X,Y: top-left corner of the crop (default 0,0)");
-  command->add_option("--target-size", options->target_size,
+  command->add_option("--target-size", o.target_size,
                       "SDXL size conditioning W,H: the size asked for (default: the image's)");
-  command->add_option("--init-image", options->init_image,
+  command->add_option("--init-image", o.init_image,
                       "img2img: the PNG to start from (the run takes its size unless --width/--height resize it)");
   command->add_option("--strength", p.strength,
                       "img2img: how much to change the init image, (0, 1]: the last steps x strength steps run "
                       "(default 0.75)");
-  command->add_option("--mask", options->mask,
+  command->add_option("--mask", o.mask,
                       "Inpainting: PNG, white repaints and black keeps (greyscale at 128; resized to the init image)");
   command->add_option("--mask-blur", p.mask_blur, "Pixels of blur where the result meets the kept image")
       ->capture_default_str();
-  command->add_option("--outpaint", options->outpaint,
+  command->add_option("--outpaint", o.outpaint,
                       "Outpainting: pixels to add LEFT,RIGHT,TOP,BOTTOM around the init image, then repaint them");
   command->add_option("--outpaint-fill", p.outpaint_fill, "What the new area starts as: edge (border colours) or noise")
       ->capture_default_str();
-  command->add_option("--lora", options->loras,
+}
+
+// What the prompt may call on: LoRAs, embeddings, the prompt language itself.
+void add_prompt_addon_flags(CLI::App* command, GenerateOptions& o) {
+  command->add_option("--lora", o.loras,
                       "A LoRA as FILE[:WEIGHT] or NAME[:WEIGHT] (NAME.safetensors in a --lora-dir), for the UNet "
                       "and text encoder (default weight 1); repeat for several. The prompt's <lora:NAME:WEIGHT> "
                       "does the same")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  command->add_option("--lora-dir", options->lora_dirs, "Folder (searched with its subfolders) for LoRAs named by NAME")
+  command->add_option("--lora-dir", o.lora_dirs, "Folder (searched with its subfolders) for LoRAs named by NAME")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  command->add_option("--embedding", options->embeddings,
+  command->add_option("--embedding", o.embeddings,
                       "A textual-inversion file (.safetensors, .pt): its file name becomes a word of the prompt")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  command->add_option("--embeddings-dir", options->embedding_dirs,
+  command->add_option("--embeddings-dir", o.embedding_dirs,
                       "Folder of textual-inversion files, all made words (those for other models are skipped)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  command->add_flag("--plain-prompt", options->plain_prompt,
+  command->add_flag("--plain-prompt", o.plain_prompt,
                     "Read the prompt as diffusers does: no (weights), [edits], BREAK or <lora:...>, cut at 77 tokens");
-  command->add_option("--control", options->controls,
+}
+
+void add_control_flags(CLI::App* command, GenerateOptions& o) {
+  auto& p = o.request;
+  command->add_option("--control", o.controls,
                       "A ControlNet unit FILE:IMAGE[:WEIGHT[:START:END]]: the net (file, diffusers folder, or NAME in "
                       "a --controlnet-dir), its control image (PNG, made elsewhere: edges, depth, pose...), the "
                       "weight (default 1) and the fractions of the steps it steers (default 0 and 1); repeat for "
                       "several, their effects add up")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  command->add_option("--controlnet-dir", options->controlnet_dirs, "Folder where --control looks up nets by NAME")
+  command->add_option("--controlnet-dir", o.controlnet_dirs, "Folder where --control looks up nets by NAME")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  command->add_option("--control-preprocess", options->control_preprocess,
+  command->add_option("--control-preprocess", o.control_preprocess,
                       "Make each --control image into its control map first: canny[:LOW:HIGH] (edges, as "
                       "AUTOMATIC1111's canny), invert, threshold[:LEVEL], tile[:FACTOR] or none (the image is the "
                       "map); see `diffuse preprocess`")
@@ -403,32 +426,37 @@ void add_generate_command(CLI::App& app) {
                       "A control image of another size: stretch (Just Resize), crop (Crop and Resize) or fit "
                       "(Resize and Fill)")
       ->capture_default_str();
+}
+
+// How it runs and what it writes; the hires fix.
+void add_run_and_output_flags(CLI::App* command, GenerateOptions& o, GenerateFlags& flags) {
+  auto& p = o.request;
   command->add_option("--batch-count", p.batch_count, "Images to make; OUT.png becomes OUT-<seed>.png")
       ->capture_default_str();
-  command->add_option("--tokenizer", options->tokenizer,
+  command->add_option("--tokenizer", o.tokenizer,
                       "Tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz");
-  command->add_option("--scheduler-config", options->scheduler_config,
+  command->add_option("--scheduler-config", o.scheduler_config,
                       "A diffusers scheduler_config.json to use instead of the model's");
-  command->add_option("--save-steps", options->save_steps,
+  command->add_option("--save-steps", o.save_steps,
                       "Folder for a picture of every step (noisy latents and predicted x0), a sheet and an animation");
-  command->add_option("--preview", options->preview,
+  command->add_option("--preview", o.preview,
                       "How --save-steps pictures latents: linear (free), vae (the full decode), or taesd (TAESD's "
                       "decode; taesd:PATH, or the TAESD of --vae)")
       ->capture_default_str();
-  command->add_option("--vae", options->vae,
+  command->add_option("--vae", o.vae,
                       "taesd:PATH decodes with TAESD instead of the model's VAE (an AutoencoderTiny folder, or "
                       "taesd_decoder.safetensors with taesd_encoder beside it): ~30x faster at 512x512, a little softer");
-  command->add_option("--precision", options->precision,
+  command->add_option("--precision", o.precision,
                       "fp32 or bf16 (default: bf16 where the CPU has AVX512_BF16 or AMX, else fp32)");
-  command->add_option("--threads", options->threads, "Threads for the tensor work (default: one per core)");
-  command->add_flag("--low-memory", options->low_memory, "Free the text encoder once the prompts are encoded");
-  command->add_flag("--vae-tiling", options->vae_tiling,
+  command->add_option("--threads", o.threads, "Threads for the tensor work (default: one per core)");
+  command->add_flag("--low-memory", o.low_memory, "Free the text encoder once the prompts are encoded");
+  command->add_flag("--vae-tiling", o.vae_tiling,
                     "Decode large images in overlapping tiles, so memory stays that of a 512x512 decode");
-  auto& hires = options->hires;
-  const std::vector<CLI::Option*> hires_flags{
+  auto& hires = o.hires;
+  flags.hires = {
       command->add_option("--hires-scale", hires.scale, "Hires fix: enlarge the first pass this many times")
           ->capture_default_str(),
-      command->add_option("--hires-size", options->hires_size,
+      command->add_option("--hires-size", o.hires_size,
                           "Hires fix: the result's size, WxH (one side 0: from the aspect ratio); instead of the scale"),
       command->add_option("--hires-upscaler", hires.upscaler,
                           "Hires fix: latent, latent-nearest, latent-bicubic, lanczos, nearest or an ESRGAN file")
@@ -440,17 +468,33 @@ void add_generate_command(CLI::App& app) {
       command->add_option("--hires-prompt", hires.prompt, "Hires fix: the second pass's prompt (default: --prompt)"),
       command->add_option("--hires-negative,--hires-negative-prompt", hires.negative_prompt,
                           "Hires fix: the second pass's negative prompt (default: --negative-prompt)")};
-  command->add_option("-o,--output", options->output, "PNG file to write")->capture_default_str();
+  command->add_option("-o,--output", o.output, "PNG file to write")->capture_default_str();
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto options = std::make_shared<GenerateOptions>();
+  auto* command = app.add_subcommand("generate", "Make an image from a text prompt");
+  // A flag given twice takes its last value, as scripts that append overrides expect.
+  command->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  GenerateFlags flags;
+  add_prompt_and_size_flags(command, *options, flags);
+  add_sampling_and_source_flags(command, *options, flags);
+  add_prompt_addon_flags(command, *options);
+  add_control_flags(command, *options);
+  add_run_and_output_flags(command, *options, flags);
   command->callback([=] {
-    for (const auto* flag : hires_flags) {
+    for (const auto* flag : flags.hires) {
       if (flag->count() > 0) options->hires_given = true;
     }
-    const std::pair<const char*, CLI::Option*> flags[] = {
-        {"sampler", sampler}, {"steps", steps}, {"cfg_scale", cfg_scale}, {"timestep_spacing", spacing}};
-    for (const auto& [field, flag] : flags) {
+    const std::pair<const char*, CLI::Option*> given_flags[] = {
+        {"sampler", flags.sampler}, {"steps", flags.steps}, {"cfg_scale", flags.cfg_scale},
+        {"timestep_spacing", flags.spacing}};
+    for (const auto& [field, flag] : given_flags) {
       if (flag->count() > 0) options->given.insert(field);
     }
-    if (guidance_embedding->count() > 0) options->request.guidance_embedding = options->guidance_embedding;
+    if (flags.guidance_embedding->count() > 0) options->request.guidance_embedding = options->guidance_embedding;
     try {
       run_generate(*options);
     } catch (const InvalidParameter& e) {
