@@ -90,7 +90,8 @@ image::ControlPreprocessor preprocessor_of(const std::string& module, std::optio
   const auto found = std::find_if(std::begin(kModules), std::end(kModules),
                                   [&](const ModuleName& name) { return wanted == name.a1111; });
   if (found == std::end(kModules)) {
-    throw InvalidParameter(module_field, "'" + module + "' is not a preprocessor this server has (GET /controlnet/module_list lists them)");
+    throw InvalidParameter(module_field, "'" + module +
+                                             "' is not a preprocessor this server has (GET /controlnet/module_list lists them)");
   }
   const auto defaults = image::ControlPreprocessor::parse(found->ours);
   // "canny:100:200" -> the parameters after the name, each replaced in turn by the given one, so
@@ -179,7 +180,8 @@ pipeline::ControlUnit unit_of(const json& arg, size_t index, const at::Tensor& i
   pipeline::ControlUnit unit;
   unit.model = without_hash(named_field_or<std::string>(arg, "model", arg_field(index, "model"), ""));
   if (unit.model.empty() || lower_case(unit.model) == "none") {
-    throw InvalidParameter(arg_field(index, "model"), "an enabled unit needs a ControlNet (GET /controlnet/model_list lists them)");
+    throw InvalidParameter(arg_field(index, "model"),
+                           "an enabled unit needs a ControlNet (GET /controlnet/model_list lists them)");
   }
   unit.weight = named_field_or<double>(arg, "weight", arg_field(index, "weight"), 1.0);
   unit.start = named_field_or<double>(arg, "guidance_start", arg_field(index, "guidance_start"), 0.0);

@@ -54,7 +54,8 @@ TEST(ControlNetApi, ReadsAUnitAsSdWebuiControlnetSendsIt) {
   unit.update({{"model", "tiny-sd1-cn [a1b2c3d4]"}, {"module", "canny"}, {"threshold_a", 50}, {"threshold_b", 150.5},
                {"weight", 0.8}, {"guidance_start", 0.1}, {"guidance_end", 0.9}, {"control_mode", 2},
                {"resize_mode", "Resize and Fill"}, {"pixel_perfect", true}, {"processor_res", 512}});
-  const auto api = parse_a1111_request(controlnet_api_payload(json::array({{{"enabled", false}, {"model", "other"}}, unit})), false, {});
+  const auto args = json::array({{{"enabled", false}, {"model", "other"}}, unit});
+  const auto api = parse_a1111_request(controlnet_api_payload(args), false, {});
   const auto& request = api.request;
   ASSERT_EQ(request.controls.size(), 1u);
   EXPECT_EQ(api.control_args, std::vector<size_t>{1});

@@ -102,7 +102,8 @@ json controlnet_serve_payload(const json& args) {
 }
 
 TEST_F(ControlNetServe, Txt2imgUnitGivesTheCliControlImage) {
-  const auto response = post("/sdapi/v1/txt2img", controlnet_serve_payload(json::array({{{"enabled", false}}, controlnet_serve_unit()})));
+  const auto disabled_first = json::array({{{"enabled", false}}, controlnet_serve_unit()});
+  const auto response = post("/sdapi/v1/txt2img", controlnet_serve_payload(disabled_first));
   ASSERT_EQ(response.at("images").size(), 1u);
   const auto served = controlnet_serve_decoded(response.at("images").at(0));
   const auto cli = cli_image({"-p", "a photo of a cat", "--seed", "11001", "--steps", "4", "--cfg-scale", "6",
