@@ -25,7 +25,7 @@ struct ServeOptions {
   int threads = 0;
   server::ServeLimits limits;
   int max_request_mb = 64;
-  std::vector<std::string> lora_dirs, embedding_dirs;
+  std::vector<std::string> lora_dirs, embedding_dirs, controlnet_dirs;
   std::string queue;
   std::string vae, preview = "linear";
   double claim_after = 30;
@@ -67,12 +67,17 @@ void serve(ServeOptions& o) {
   front_options.limits = o.limits;
   front_options.model_name = pipeline::model_name_for(o.model);
   front_options.model_path = o.model;
+  front_options.controlnet_dirs.assign(o.controlnet_dirs.begin(), o.controlnet_dirs.end());
   const auto limits = o.limits;
-  front_options.check = [limits](const nlohmann::json& payload, bool img2img) {
+  const auto controlnet_dirs = front_options.controlnet_dirs;
+  front_options.check = [limits, controlnet_dirs](const nlohmann::json& payload, bool img2img) {
+    server::ApiRequest api;
     try {
-      pipeline::validate(server::parse_a1111_request(payload, img2img, limits).request);
+      api = server::parse_a1111_request(payload, img2img, limits);
+      api.request.controlnet_dirs = controlnet_dirs;
+      pipeline::validate(api.request);
     } catch (const InvalidParameter& error) {
-      throw server::with_a1111_field(error);
+      throw server::with_a1111_field(error, api);
     }
   };
   server::HttpFront front(*queue, front_options);
@@ -82,7 +87,8 @@ void serve(ServeOptions& o) {
   auto model = pipeline::StableDiffusionModel::load(o.model, load);
   const auto embeddings = pipeline::add_embeddings(model, {}, {o.embedding_dirs.begin(), o.embedding_dirs.end()});
   for (const auto& skipped : embeddings.skipped) std::fprintf(stderr, "warning: embedding skipped: %s\n", skipped.c_str());
-  server::GenerationWorker worker(model, *queue, o.limits, {o.lora_dirs.begin(), o.lora_dirs.end()});
+  server::GenerationWorker worker(model, *queue, o.limits, {o.lora_dirs.begin(), o.lora_dirs.end()},
+                                 front_options.controlnet_dirs);
   worker.set_preview(preview);
   worker.start(threads);
   running_front = &front;
@@ -112,6 +118,9 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--preview", o->preview,
                       "Live previews: linear (free, latent-sized), vae, or taesd (taesd:PATH, or --vae's TAESD)");
   command->add_option("--lora-dir", o->lora_dirs, "Folder of LoRAs for <lora:name:weight> tags (repeatable)");
+  command->add_option("--controlnet-dir", o->controlnet_dirs,
+                      "Folder of ControlNets that AUTOMATIC1111 payloads' alwayson_scripts.controlnet units name "
+                      "(repeatable; GET /controlnet/model_list lists them)");
   command->add_option("--embeddings-dir", o->embedding_dirs, "Folder of textual-inversion embeddings (repeatable)");
   command->add_option("--max-width", o->limits.max_width, "Largest width a request may ask for (default 2048)")->check(CLI::PositiveNumber);
   command->add_option("--max-height", o->limits.max_height, "Largest height (default 2048)")->check(CLI::PositiveNumber);

@@ -11,6 +11,7 @@
 #include "image/png_file.h"
 #include "pipeline/presets.h"
 #include "sampling/sampling.h"
+#include "server/controlnet_api.h"
 #include "util/base64.h"
 #include "util/error.h"
 #include "util/json_field.h"
@@ -47,26 +48,6 @@ int bounded(int64_t value, const char* field, int64_t low, int64_t high) {
   return static_cast<int>(value);
 }
 
-// A base64 PNG as clients send it, with or without a data: URL prefix.
-at::Tensor image_field(const std::string& text, const std::string& field) {
-  std::string data = text;
-  if (data.rfind("data:", 0) == 0) {
-    const auto comma = data.find(',');
-    if (comma == std::string::npos) throw InvalidParameter(field, "a data: URL without its data");
-    data = data.substr(comma + 1);
-  }
-  const auto bytes = base64_decode(data);
-  if (!bytes) throw InvalidParameter(field, "is not base64");
-  try {
-    return image::decode_png(*bytes, field).pixels;
-  } catch (const Error& error) {
-    // decode_png says "<field>: not a PNG file": keep the problem, name the field once.
-    std::string problem = error.what();
-    if (problem.rfind(field + ": ", 0) == 0) problem = problem.substr(field.size() + 2);
-    throw InvalidParameter(field, problem + " (PNG images only)");
-  }
-}
-
 uint64_t random_seed() {
   std::random_device device;
   return (uint64_t{device()} << 32 | device()) % 4294967296ull;  // AUTOMATIC1111's seeds fit 32 bits
@@ -100,6 +81,29 @@ pipeline::HiresFixRequest hires_from_a1111(const json& payload, const ServeLimit
 }
 
 }  // namespace
+
+at::Tensor decode_a1111_image(const std::string& text, const std::string& field) {
+  std::string data = text;
+  if (data.rfind("data:", 0) == 0) {
+    const auto comma = data.find(',');
+    if (comma == std::string::npos) throw InvalidParameter(field, "a data: URL without its data");
+    data = data.substr(comma + 1);
+  }
+  const auto bytes = base64_decode(data);
+  if (!bytes) throw InvalidParameter(field, "is not base64");
+  try {
+    return image::decode_png(*bytes, field).pixels;
+  } catch (const Error& error) {
+    // decode_png says "<field>: not a PNG file": keep the problem, name the field once.
+    std::string problem = error.what();
+    if (problem.rfind(field + ": ", 0) == 0) problem = problem.substr(field.size() + 2);
+    throw InvalidParameter(field, problem + " (PNG images only)");
+  }
+}
+
+InvalidParameter with_a1111_field(const InvalidParameter& error, const ApiRequest& api) {
+  return with_a1111_field(with_controlnet_field(error, api.control_args));
+}
 
 InvalidParameter with_a1111_field(const InvalidParameter& error) {
   static const std::map<std::string, std::string> fields{
@@ -183,6 +187,7 @@ ApiRequest parse_a1111_request(const json& payload, bool img2img, const ServeLim
   }
   if (!img2img) {
     if (bool_field(payload, "enable_hr", false)) r.hires = hires_from_a1111(payload, limits);
+    api.control_args = read_controlnet_units(payload, at::Tensor(), r);
     return api;
   }
 
@@ -191,13 +196,14 @@ ApiRequest parse_a1111_request(const json& payload, bool img2img, const ServeLim
   if (!images.is_array() || images.empty() || !images.at(0).is_string()) {
     throw InvalidParameter("init_images", "must be a list of base64 PNGs");
   }
-  r.init_image = image_field(images.at(0).get<std::string>(), "init_images");
+  r.init_image = decode_a1111_image(images.at(0).get<std::string>(), "init_images");
   r.strength = number_field(payload, "denoising_strength", 0.75);
   if (json_has(payload, "mask")) {
-    r.mask = image_field(text_field(payload, "mask"), "mask");
+    r.mask = decode_a1111_image(text_field(payload, "mask"), "mask");
     if (integer_field(payload, "inpainting_mask_invert", 0) == 1) r.mask = 255 - r.mask;
     r.mask_blur = number_field(payload, "mask_blur", 4);
   }
+  api.control_args = read_controlnet_units(payload, r.init_image, r);
   return api;
 }
 

@@ -26,6 +26,8 @@ struct ApiRequest {
   int batch_size = 1;  // AUTOMATIC1111's batch_size x n_iter images, made one after another
   int n_iter = 1;
   bool send_images = true;
+  // For each of request.controls, the alwayson_scripts.controlnet.args entry it came from.
+  std::vector<size_t> control_args;
 };
 
 // The server's /sdapi/v1/options a job carries, under this key of its payload (never echoed back).
@@ -35,11 +37,18 @@ inline constexpr const char* kServerDefaults = "__server_defaults";
 // txt2img with enable_hr: the hires fix from hr_scale, hr_resize_x/y, hr_upscaler (AUTOMATIC1111's
 // names: "Latent", "Latent (nearest)", "Lanczos"..., or an upscaler file), hr_second_pass_steps,
 // denoising_strength (default 0.7), hr_sampler_name, hr_prompt, hr_negative_prompt.
+// alwayson_scripts.controlnet.args: ControlNet units as sd-webui-controlnet's API takes them
+// (server/controlnet_api.h); the request's controlnet_dirs are left for the server to fill in.
 // Unknown fields are ignored, as AUTOMATIC1111 ignores them. seed -1 picks a random seed.
 ApiRequest parse_a1111_request(const nlohmann::json& payload, bool img2img, const ServeLimits& limits);
 
 // The request's error with the JSON field its parameter came from (hires_denoise: denoising_strength).
 InvalidParameter with_a1111_field(const InvalidParameter& error);
+// The same, also naming the ControlNet unit's args entry for pipeline's "control: unit N: ...".
+InvalidParameter with_a1111_field(const InvalidParameter& error, const ApiRequest& api);
+
+// A base64 PNG as clients send it, with or without a data: URL prefix: uint8 [H, W, C].
+at::Tensor decode_a1111_image(const std::string& text, const std::string& field);
 
 // The sampler (and schedule) an AUTOMATIC1111 name means: "DPM++ 2M Karras", "Euler a", or our own
 // names ("dpm++2m"); `scheduler` is the newer separate field ("Karras", "Automatic"), may be empty.

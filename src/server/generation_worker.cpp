@@ -15,8 +15,13 @@ namespace diffuse::server {
 using nlohmann::json;
 
 GenerationWorker::GenerationWorker(pipeline::StableDiffusionModel& model, JobQueue& queue, ServeLimits limits,
-                                   std::vector<std::filesystem::path> lora_dirs)
-    : model_(model), queue_(queue), limits_(limits), lora_dirs_(std::move(lora_dirs)) {}
+                                   std::vector<std::filesystem::path> lora_dirs,
+                                   std::vector<std::filesystem::path> controlnet_dirs)
+    : model_(model),
+      queue_(queue),
+      limits_(limits),
+      lora_dirs_(std::move(lora_dirs)),
+      controlnet_dirs_(std::move(controlnet_dirs)) {}
 
 GenerationWorker::~GenerationWorker() { stop(); }
 
@@ -63,10 +68,11 @@ JobStatus GenerationWorker::run(const Job& job) {
   try {
     api = parse_a1111_request(job.payload, job.kind == "img2img", limits_);
     api.request.lora_dirs = lora_dirs_;
+    api.request.controlnet_dirs = controlnet_dirs_;
     request = pipeline::resolve(pipeline::validate(api.request), model_);
   } catch (const InvalidParameter& error) {
     status.state = JobState::Failed;
-    status.error = with_a1111_field(error).what();
+    status.error = with_a1111_field(error, api).what();
     status.error_status = 422;
     return status;
   } catch (const Error& error) {

@@ -17,9 +17,11 @@ namespace diffuse::server {
 
 class GenerationWorker {
  public:
-  // `lora_dirs`: where <lora:name> tags and LoRA names of every request are looked up.
+  // `lora_dirs`: where <lora:name> tags and LoRA names of every request are looked up;
+  // `controlnet_dirs`: where ControlNet units' model names are.
   GenerationWorker(pipeline::StableDiffusionModel& model, JobQueue& queue, ServeLimits limits,
-                   std::vector<std::filesystem::path> lora_dirs = {});
+                   std::vector<std::filesystem::path> lora_dirs = {},
+                   std::vector<std::filesystem::path> controlnet_dirs = {});
   ~GenerationWorker();
   // `threads` CPU threads for the worker's thread (OpenMP counts are per thread); 0 keeps the default.
   void start(int threads = 0);
@@ -37,6 +39,7 @@ class GenerationWorker {
   JobQueue& queue_;
   ServeLimits limits_;
   std::vector<std::filesystem::path> lora_dirs_;
+  std::vector<std::filesystem::path> controlnet_dirs_;
   explain::PreviewMode preview_ = explain::PreviewMode::Linear;
   std::atomic<bool> stopping_{false};
   std::mutex current_mutex_;

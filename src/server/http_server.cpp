@@ -6,6 +6,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "server/controlnet_api.h"
 #include "server/web_page.h"
 #include "util/base64.h"
 #include "util/error.h"
@@ -196,6 +197,7 @@ struct HttpFront::Impl {
       response.set_content(web_page(), "text/html; charset=utf-8");
     });
     a1111_routes();
+    controlnet_routes();
     diffuse_routes();
   }
 
@@ -229,6 +231,28 @@ struct HttpFront::Impl {
       send_json(response, 200, settings);
     });
     server.Post("/sdapi/v1/options", [this](const httplib::Request& rq, httplib::Response& rs) { set_options(rq, rs); });
+  }
+
+  // sd-webui-controlnet's API beside the units in txt2img / img2img payloads. detect needs no model:
+  // it is answered here, not queued.
+  void controlnet_routes() {
+    server.Get("/controlnet/model_list", [this](const httplib::Request&, httplib::Response& response) {
+      send_json(response, 200, controlnet_model_list(options.controlnet_dirs));
+    });
+    server.Get("/controlnet/module_list", [](const httplib::Request&, httplib::Response& response) {
+      send_json(response, 200, controlnet_module_list());
+    });
+    server.Post("/controlnet/detect", [](const httplib::Request& request, httplib::Response& response) {
+      const auto body = body_of(request, response);
+      if (!body) return;
+      try {
+        send_json(response, 200, controlnet_detect(*body));
+      } catch (const InvalidParameter& error) {
+        send_error(response, 422, error.parameter(), error.what());
+      } catch (const Error& error) {
+        send_error(response, 422, "", error.what());
+      }
+    });
   }
 
   // diffuse's own job API: submit, poll (with a preview), interrupt.

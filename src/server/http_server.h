@@ -2,9 +2,11 @@
 // `diffuse serve`'s HTTP front (cpp-httplib): AUTOMATIC1111's /sdapi/v1 endpoints, diffuse's own job
 // endpoints (/diffuse/v1/jobs, used by the web page), and the page itself. It only talks to a
 // JobQueue: jobs are computed by whichever worker takes them, here or on another machine.
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +21,7 @@ struct FrontOptions {
   ServeLimits limits;
   std::string model_name;   // as /sdapi/v1/sd-models and the infotexts name it
   std::string model_path;
+  std::vector<std::filesystem::path> controlnet_dirs;  // what /controlnet/model_list lists
   // Checks a payload before it is queued, so bad fields come back at once (throws InvalidParameter).
   std::function<void(const nlohmann::json& payload, bool img2img)> check;
 };
