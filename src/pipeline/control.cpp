@@ -79,17 +79,7 @@ models::ControlNetModel StableDiffusionModel::controlnet(const fs::path& path) {
   const auto config = files.config.is_null() ? models::ControlNetConfig::infer(files.tensors, &unet->config)
                                              : models::ControlNetConfig::from_json(files.config);
   // Parameters are made in the UNet's type directly, as the UNet's are.
-  const auto previous_default = c10::get_default_dtype();
-  c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(options_.dtype));
-  models::ControlNetModel net(nullptr);
-  try {
-    const models::SkipParameterInit from_file;
-    net = models::ControlNetModel(config);
-  } catch (...) {
-    c10::set_default_dtype(previous_default);
-    throw;
-  }
-  c10::set_default_dtype(previous_default);
+  auto net = models::make_for_loading<models::ControlNetModel>(config, options_.dtype);
   models::load_weights(*net, files.tensors, {files.source, files.file_names, {}});
   net->eval();
   if (models::kernel_options().packed_convolutions) models::pack_convolutions(*net);

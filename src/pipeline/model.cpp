@@ -56,17 +56,7 @@ void release_pages(const at::Tensor& tensor) {
 template <typename Module, typename Config>
 Module build(const io::ComponentWeights& weights, const Config& config, at::ScalarType dtype,
              const std::set<std::string>& optional = {}) {
-  const auto previous_default = c10::get_default_dtype();
-  c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
-  Module module(nullptr);
-  try {
-    const models::SkipParameterInit from_file;  // every value comes from the file
-    module = Module(config);
-  } catch (...) {
-    c10::set_default_dtype(previous_default);
-    throw;
-  }
-  c10::set_default_dtype(previous_default);
+  auto module = models::make_for_loading<Module>(config, dtype);
   models::load_weights(*module, weights.tensors, {weights.source, weights.file_names, optional}, release_pages);
   module->eval();
   return module;
@@ -94,17 +84,7 @@ models::TinyAutoencoder load_taesd(const fs::path& path, at::ScalarType dtype, i
     throw InvalidParameter("vae", "TAESD " + files.source + " works on " + std::to_string(config.latent_channels) +
                                       "-channel latents, this model's on " + std::to_string(latent_channels));
   }
-  const auto previous_default = c10::get_default_dtype();
-  c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
-  models::TinyAutoencoder taesd(nullptr);
-  try {
-    const models::SkipParameterInit from_file;
-    taesd = models::TinyAutoencoder(config);
-  } catch (...) {
-    c10::set_default_dtype(previous_default);
-    throw;
-  }
-  c10::set_default_dtype(previous_default);
+  auto taesd = models::make_for_loading<models::TinyAutoencoder>(config, dtype);
   models::load_weights(*taesd, files.tensors, {"taesd: " + files.source, files.file_names, {}});
   taesd->eval();
   // 64 channels at up to the full image size: oneDNN runs these convolutions on channels-last

@@ -124,16 +124,7 @@ NeuralUpscaler NeuralUpscaler::load(const std::filesystem::path& path, at::Scala
   NeuralUpscaler upscaler;
   upscaler.layout_ = file.layout;
   upscaler.dtype_ = dtype;
-  const auto previous_default = c10::get_default_dtype();
-  c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
-  try {
-    const models::SkipParameterInit from_file;  // every value comes from the file
-    upscaler.net_ = models::RrdbNet(config);
-  } catch (...) {
-    c10::set_default_dtype(previous_default);
-    throw;
-  }
-  c10::set_default_dtype(previous_default);
+  upscaler.net_ = models::make_for_loading<models::RrdbNet>(config, dtype);
   models::load_weights(*upscaler.net_, file.tensors, {file.source, file.file_names, {}});
   upscaler.net_->eval();
   // 64 channels at up to 4x the image size, as TAESD's decoder: oneDNN runs these convolutions on
