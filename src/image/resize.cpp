@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace diffuse::image {
 
@@ -154,8 +155,7 @@ at::Tensor nearest_resize(const at::Tensor& pixels, int width, int height) {
 }  // namespace
 
 std::optional<ResampleFilter> resample_filter_named(const std::string& name) {
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string lower = to_lower(name);
   if (lower == "nearest") return ResampleFilter::Nearest;
   if (lower == "lanczos") return ResampleFilter::Lanczos;
   return std::nullopt;

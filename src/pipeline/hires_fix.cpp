@@ -13,6 +13,7 @@
 #include "text/prompt_schedule.h"
 #include "util/error.h"
 #include "util/format.h"
+#include "util/strings.h"
 
 namespace diffuse::pipeline {
 
@@ -27,11 +28,6 @@ constexpr int kMaxNetworkPasses = 3;
 // Tiles bound the network's memory by the tile, not the enlarged image.
 constexpr int kNetworkTile = 192;
 
-std::string lower(std::string text) {
-  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 // Our names and AUTOMATIC1111's (which the server receives), any case.
 std::optional<HiresUpscaler> builtin_upscaler(const std::string& name) {
   static const std::vector<std::pair<std::string, HiresUpscaler>> names{
@@ -39,7 +35,7 @@ std::optional<HiresUpscaler> builtin_upscaler(const std::string& name) {
       {"latent (nearest)", HiresUpscaler::LatentNearest}, {"latent-bicubic", HiresUpscaler::LatentBicubic},
       {"latent (bicubic)", HiresUpscaler::LatentBicubic}, {"lanczos", HiresUpscaler::Lanczos},
       {"nearest", HiresUpscaler::Nearest}};
-  const std::string key = lower(name);
+  const std::string key = to_lower(name);
   for (const auto& [known, upscaler] : names) {
     if (key == known) return upscaler;
   }

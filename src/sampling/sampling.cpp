@@ -7,6 +7,7 @@
 #include "sampling/sampler.h"
 #include "util/error.h"
 #include "util/format.h"
+#include "util/strings.h"
 
 namespace diffuse::sampling {
 
@@ -58,11 +59,6 @@ const NamedValues<SigmaSchedule> kA1111Schedules{{{SigmaSchedule::Default, "Auto
                                                   {SigmaSchedule::Exponential, "Exponential"},
                                                   {SigmaSchedule::SgmUniform, "SGM Uniform"}},
                                                  "scheduler"};
-
-std::string lowercase(std::string text) {
-  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
 
 // The config the sampler runs with: a prediction option overrides the model's prediction type.
 SchedulerConfig effective_config(const SchedulerConfig& config, const SamplerOptions& options) {
@@ -238,11 +234,11 @@ std::string display_name(const SamplerOptions& options) {
 }
 
 SigmaSchedule parse_a1111_schedule(const std::string& name) {
-  const std::string wanted = lowercase(name);
+  const std::string wanted = to_lower(name);
   if (wanted.empty()) return SigmaSchedule::Default;
   for (const auto& table : {&kA1111Schedules, &kSchedules}) {
     for (const auto& [value, value_name] : table->values) {
-      if (lowercase(value_name) == wanted) return value;
+      if (to_lower(value_name) == wanted) return value;
     }
   }
   // A1111's "Uniform" spaces the training timesteps evenly, as the samplers' own schedule does.

@@ -15,17 +15,13 @@
 #include "util/base64.h"
 #include "util/error.h"
 #include "util/json_field.h"
+#include "util/strings.h"
 
 namespace diffuse::server {
 
 using nlohmann::json;
 
 namespace {
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
-  return text;
-}
 
 std::string text_field(const json& payload, const char* field, const std::string& fallback = "") {
   return json_field_or<std::string>(payload, field, fallback);
@@ -55,7 +51,7 @@ uint64_t random_seed() {
 
 // "" and AUTOMATIC1111's "Use same sampler" keep the first pass's.
 std::string hires_sampler_from_a1111(const std::string& name) {
-  if (name.empty() || lower(name) == "use same sampler") return "";
+  if (name.empty() || to_lower(name) == "use same sampler") return "";
   pipeline::GenerationRequest sampler;
   try {
     set_sampler_from_a1111(sampler, name, "");
@@ -118,14 +114,14 @@ InvalidParameter with_a1111_field(const InvalidParameter& error) {
 
 void set_sampler_from_a1111(pipeline::GenerationRequest& request, const std::string& sampler_name,
                             const std::string& scheduler) {
-  const std::string wanted = lower(sampler_name);
+  const std::string wanted = to_lower(sampler_name);
   bool found = false;
   for (const auto& [name, description] : sampling::sampler_names()) {
     for (const auto& [schedule, schedule_description] : sampling::schedule_names()) {
       sampling::SamplerOptions options;
       options.sampler = name;
       options.schedule = sampling::parse_sigma_schedule(schedule);
-      if (lower(sampling::display_name(options)) == wanted || (schedule == "default" && lower(name) == wanted)) {
+      if (to_lower(sampling::display_name(options)) == wanted || (schedule == "default" && to_lower(name) == wanted)) {
         request.sampler = name;
         request.schedule = schedule;
         found = true;
@@ -138,7 +134,7 @@ void set_sampler_from_a1111(pipeline::GenerationRequest& request, const std::str
   }
   const auto schedule = sampling::parse_a1111_schedule(scheduler);
   // Automatic keeps what the sampler name said ("DPM++ 2M Karras").
-  if (!scheduler.empty() && lower(scheduler) != "automatic") request.schedule = sampling::name_of(schedule);
+  if (!scheduler.empty() && to_lower(scheduler) != "automatic") request.schedule = sampling::name_of(schedule);
 }
 
 ApiRequest parse_a1111_request(const json& payload, bool img2img, const ServeLimits& limits) {

@@ -14,6 +14,7 @@
 #include "util/base64.h"
 #include "util/format.h"
 #include "util/json_field.h"
+#include "util/strings.h"
 
 namespace diffuse::server {
 
@@ -48,11 +49,6 @@ const std::vector<std::vector<std::string>> kResizeModes = {
     {"Crop and Resize", "crop", "Inner Fit (Scale to Fit)", "Scale to Fit (Inner Fit)"},
     {"Resize and Fill", "fit", "Outer Fit (Shrink to Fit)", "Envelope (Outer Fit)"}};
 
-std::string lower_case(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
-  return text;
-}
-
 // Written so that parsing it back gives the same double (format_number keeps 6 digits).
 std::string exact_number(double value) {
   std::ostringstream out;
@@ -86,7 +82,7 @@ std::optional<double> threshold_value(const json& object, const std::string& key
 image::ControlPreprocessor preprocessor_of(const std::string& module, std::optional<double> threshold_a,
                                            std::optional<double> threshold_b, const std::string& module_field,
                                            const std::string& threshold_a_field, const std::string& threshold_b_field) {
-  const auto wanted = lower_case(module);
+  const auto wanted = to_lower(module);
   const auto found = std::find_if(std::begin(kModules), std::end(kModules),
                                   [&](const ModuleName& name) { return wanted == name.a1111; });
   if (found == std::end(kModules)) {
@@ -126,9 +122,9 @@ std::string mode_name(const json& unit, const char* key, const std::string& fiel
     const auto index = value.get<int64_t>();
     if (index >= 0 && index < static_cast<int64_t>(modes.size())) return modes[index][1];
   } else if (value.is_string()) {
-    const auto wanted = lower_case(value.get<std::string>());
+    const auto wanted = to_lower(value.get<std::string>());
     for (const auto& names : modes) {
-      const auto same = [&](const std::string& name) { return lower_case(name) == wanted; };
+      const auto same = [&](const std::string& name) { return to_lower(name) == wanted; };
       if (std::find_if(names.begin(), names.end(), same) != names.end()) return names[1];
     }
   }
@@ -179,7 +175,7 @@ void check_unit_numbers(const pipeline::ControlUnit& unit, size_t index) {
 pipeline::ControlUnit unit_of(const json& arg, size_t index, const at::Tensor& init_image) {
   pipeline::ControlUnit unit;
   unit.model = without_hash(named_field_or<std::string>(arg, "model", arg_field(index, "model"), ""));
-  if (unit.model.empty() || lower_case(unit.model) == "none") {
+  if (unit.model.empty() || to_lower(unit.model) == "none") {
     throw InvalidParameter(arg_field(index, "model"),
                            "an enabled unit needs a ControlNet (GET /controlnet/model_list lists them)");
   }
@@ -222,7 +218,7 @@ std::vector<size_t> read_controlnet_units(const json& payload, const at::Tensor&
   // A1111 finds scripts by their title whatever its case ("ControlNet").
   const json* controlnet = nullptr;
   for (const auto& [name, script] : scripts.items()) {
-    if (lower_case(name) == "controlnet") controlnet = &script;
+    if (to_lower(name) == "controlnet") controlnet = &script;
   }
   if (!controlnet) return arg_of_unit;
   if (!controlnet->is_object() || !json_has(*controlnet, "args") || !controlnet->at("args").is_array()) {
